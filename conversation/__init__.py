@@ -1,0 +1,1 @@
+"""Multi-turn layout editing: the conversation manager, session store and chat REPL."""

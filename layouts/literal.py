@@ -1,0 +1,125 @@
+"""A reader for Python/JSON literals (lists, tuples, dicts, strings, numbers, None).
+
+It never evaluates anything: text an LLM wrote is data. It forgives what LLMs do to literals:
+trailing commas, `null`/`None`, `true`/`True`, an apostrophe inside a single-quoted string
+(`'a dog's toy'`), and text after the literal.
+"""
+
+from __future__ import annotations
+
+import re
+
+from layouts.errors import LayoutParseError
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_WORD = re.compile(r"[A-Za-z_]+")
+_CONSTANTS = {"None": None, "null": None, "True": True, "true": True, "False": False, "false": False}
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
+_CLOSERS = {"[": "]", "(": ")", "{": "}"}
+# After a closing quote only these may follow (skipping spaces); anything else means the
+# quote was an apostrophe inside the string.
+_AFTER_STRING = set(",:)]}")
+
+
+def read_literal(text: str, pos: int = 0) -> tuple[object, int]:
+    """Read one literal starting at `text[pos]` (after spaces); return it and the end position."""
+    return _Reader(text).value(pos)
+
+
+class _Reader:
+    def __init__(self, text: str):
+        self.text = text
+
+    def fail(self, pos: int, what: str) -> LayoutParseError:
+        snippet = self.text[max(0, pos - 20) : pos + 20].replace("\n", " ")
+        return LayoutParseError(f"{what} at character {pos} (near {snippet!r})")
+
+    def skip(self, pos: int) -> int:
+        while pos < len(self.text) and self.text[pos].isspace():
+            pos += 1
+        return pos
+
+    def value(self, pos: int) -> tuple[object, int]:
+        pos = self.skip(pos)
+        if pos >= len(self.text):
+            raise self.fail(pos, "the text ends where a value was expected")
+        ch = self.text[pos]
+        if ch in _CLOSERS:
+            return self.container(pos)
+        if ch in "'\"":
+            return self.string(pos)
+        m = _NUMBER.match(self.text, pos)
+        if m:
+            s = m.group()
+            num = float(s) if any(c in s for c in ".eE") else int(s)
+            return num, m.end()
+        m = _WORD.match(self.text, pos)
+        if m and m.group() in _CONSTANTS:
+            return _CONSTANTS[m.group()], m.end()
+        raise self.fail(pos, f"unexpected {ch!r}")
+
+    def container(self, pos: int) -> tuple[object, int]:
+        opener = self.text[pos]
+        closer = _CLOSERS[opener]
+        items: list[object] = []
+        pairs: dict[object, object] = {}
+        pos += 1
+        while True:
+            pos = self.skip(pos)
+            if pos >= len(self.text):
+                raise self.fail(pos, f"{opener!r} is never closed")
+            if self.text[pos] == closer:
+                pos += 1
+                break
+            item, pos = self.value(pos)
+            pos = self.skip(pos)
+            if opener == "{":
+                if pos >= len(self.text) or self.text[pos] != ":":
+                    raise self.fail(pos, "expected ':' in a mapping")
+                if not isinstance(item, str | int | float | bool | None):
+                    raise self.fail(pos, "a mapping key must be a string or number")
+                val, pos = self.value(pos + 1)
+                pairs[item] = val
+                pos = self.skip(pos)
+            else:
+                items.append(item)
+            if pos < len(self.text) and self.text[pos] == ",":
+                pos += 1
+            elif pos < len(self.text) and self.text[pos] != closer:
+                raise self.fail(pos, f"expected ',' or {closer!r}")
+        if opener == "{":
+            return pairs, pos
+        return (items if opener == "[" else tuple(items)), pos
+
+    def string(self, pos: int) -> tuple[str, int]:
+        quote = self.text[pos]
+        out: list[str] = []
+        i = pos + 1
+        n = len(self.text)
+        while i < n:
+            ch = self.text[i]
+            if ch == "\\" and i + 1 < n:
+                esc = self.text[i + 1]
+                if esc in _SIMPLE_ESCAPES:
+                    out.append(_SIMPLE_ESCAPES[esc])
+                    i += 2
+                    continue
+                width = {"x": 2, "u": 4, "U": 8}.get(esc)
+                digits = self.text[i + 2 : i + 2 + width] if width else ""
+                if width and len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
+                    out.append(chr(int(digits, 16)))
+                    i += 2 + width
+                    continue
+                out.append(ch)
+                i += 1
+                continue
+            if ch == quote:
+                j = self.skip(i + 1)
+                if j >= n or self.text[j] in _AFTER_STRING:
+                    return "".join(out), i + 1
+                # An apostrophe inside the string ("a dog's toy"), not its end.
+            if ch == "\n":
+                raise self.fail(i, "a string runs past the end of its line")
+            out.append(ch)
+            i += 1
+        raise self.fail(pos, "a string is never closed")

@@ -1,0 +1,120 @@
+"""`Box` and `Layout`: the data model every stage shares."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _num(v: float) -> str:
+    """Shortest exact text for a coordinate: `12` rather than `12.0`."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+class Box(BaseModel):
+    """One captioned object box, in pixels on the layout canvas: top-left (x, y), size (w, h)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1)
+    x: float
+    y: float
+    w: float = Field(gt=0)
+    h: float = Field(gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if not v:
+            raise ValueError("an object name cannot be blank")
+        return v
+
+    @field_validator("x", "y", "w", "h")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("box coordinates must be finite numbers")
+        return v
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.x + self.w, self.y + self.h)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2, self.y + self.h / 2)
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+    def scaled(self, sx: float, sy: float) -> Box:
+        return self.model_copy(
+            update={"x": self.x * sx, "y": self.y * sy, "w": self.w * sx, "h": self.h * sy}
+        )
+
+    def iou(self, other: Box) -> float:
+        ax0, ay0, ax1, ay1 = self.xyxy
+        bx0, by0, bx1, by1 = other.xyxy
+        iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+        ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+        inter = iw * ih
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def to_llm_text(self) -> str:
+        coords = ", ".join(_num(v) for v in (self.x, self.y, self.w, self.h))
+        return f"({self.name!r}, [{coords}])"
+
+
+class Layout(BaseModel):
+    """Captioned boxes on a `width` x `height` canvas, a background caption and a negative prompt."""
+
+    model_config = ConfigDict(frozen=True)
+
+    boxes: list[Box] = Field(default_factory=list)
+    background: str = Field(min_length=1)
+    negative: str = ""
+    width: int = Field(default=512, gt=0)
+    height: int = Field(default=512, gt=0)
+
+    @field_validator("background", "negative")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return " ".join(v.split())
+
+    @property
+    def names(self) -> list[str]:
+        return [b.name for b in self.boxes]
+
+    def scaled(self, width: int, height: int) -> Layout:
+        """The same layout on another canvas size (boxes scale with it)."""
+        sx, sy = width / self.width, height / self.height
+        boxes = [b.scaled(sx, sy) for b in self.boxes]
+        return self.model_copy(update={"boxes": boxes, "width": width, "height": height})
+
+    def to_llm_text(self) -> str:
+        """The template's own format, which `layouts.parse` reads back."""
+        objects = ", ".join(b.to_llm_text() for b in self.boxes)
+        return (
+            f"Objects: [{objects}]\n"
+            f"Background prompt: {self.background}\n"
+            f"Negative prompt: {self.negative}"
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Layout:
+        return cls.model_validate(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the layout as JSON atomically (a crash never leaves half a file)."""
+        from layouts.io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")

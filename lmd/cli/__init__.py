@@ -1,0 +1,52 @@
+"""`lmd` command line: a thin layer over the Python API.
+
+Each command lives in its own module and registers itself on `app` (or `bench_app`).
+`run(argv)` returns the exit code and turns lmd's own errors into one readable line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from lmd.cli.app import app, bench_app
+
+# Importing these modules registers their commands (one line per command module).
+
+__all__ = ["app", "bench_app", "main", "run"]
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
+    from layouts.errors import LmdError
+
+    try:
+        app(args=argv, prog_name="lmd", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except (LmdError, OSError, ValueError) as e:
+        if os.environ.get("LMD_DEBUG"):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def main() -> None:
+    sys.exit(run())

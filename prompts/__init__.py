@@ -1,0 +1,1 @@
+"""Stage 1: the in-context template and the LLM planner (litellm)."""
