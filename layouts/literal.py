@@ -13,8 +13,11 @@ from layouts.errors import LayoutParseError
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_]+")
-_CONSTANTS = {"None": None, "null": None, "True": True, "true": True, "False": False, "false": False}
+_CONSTANTS = {
+    "None": None, "null": None, "True": True, "true": True, "False": False, "false": False,
+}  # fmt: skip
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
+_HEX = set("0123456789abcdefABCDEF")
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
 # After a closing quote only these may follow (skipping spaces); anything else means the
 # quote was an apostrophe inside the string.
@@ -106,7 +109,7 @@ class _Reader:
                     continue
                 width = {"x": 2, "u": 4, "U": 8}.get(esc)
                 digits = self.text[i + 2 : i + 2 + width] if width else ""
-                if width and len(digits) == width and all(c in "0123456789abcdefABCDEF" for c in digits):
+                if width and len(digits) == width and all(c in _HEX for c in digits):
                     out.append(chr(int(digits, 16)))
                     i += 2 + width
                     continue

@@ -72,7 +72,7 @@ class Box(BaseModel):
 
 
 class Layout(BaseModel):
-    """Captioned boxes on a `width` x `height` canvas, a background caption and a negative prompt."""
+    """Captioned boxes on a `width` x `height` canvas, a background caption, a negative prompt."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -117,7 +117,7 @@ def _read_objects(segment: str) -> list:
 def _build(objects: object, background: str, negative: object, width: int, height: int) -> Layout:
     if not isinstance(objects, list | tuple):
         raise LayoutParseError("the objects must be a list: [('a cat', [x, y, w, h]), ...]")
-    if negative is None or (isinstance(negative, str) and negative.strip().lower() in _EMPTY_NEGATIVE):
+    if negative is None or str(negative).strip().lower() in _EMPTY_NEGATIVE:
         negative = ""
     if isinstance(negative, list | tuple):
         negative = ", ".join(str(n) for n in negative)
