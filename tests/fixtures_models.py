@@ -1,0 +1,1 @@
+"""Fixtures for tiny randomly initialised models built from config."""
