@@ -1,0 +1,115 @@
+"""SD-shaped pipelines with random weights, built from configs the project carries.
+
+`random:sd15` has Stable Diffusion 1.5's exact shapes (UNet, VAE, CLIP text encoder), so
+speed can be measured without downloading weights; `random:tiny` has toy widths for tests.
+The tokenizer is a real CLIP byte-level BPE whose merges are built from `words.txt` (most of
+those words become one or two tokens; any other text is spelt from byte tokens).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+import torch
+
+RANDOM_PREFIX = "random:"
+RANDOM_MODELS = ("sd15", "tiny")
+_SPECIALS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def _config(name: str) -> dict:
+    if name not in RANDOM_MODELS:
+        raise ValueError(f"unknown random model {name!r}; choose one of {', '.join(RANDOM_MODELS)}")
+    return json.loads(resources.files("lmd.configs").joinpath(f"{name}.json").read_text())
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible map from bytes to printable characters."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+@lru_cache(maxsize=1)
+def tokenizer_files() -> tuple[dict[str, int], list[str]]:
+    """CLIP BPE vocabulary and merges: every byte, plus a merge chain per word of `words.txt`."""
+    text = resources.files("lmd.configs").joinpath("words.txt").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    words = sorted({w for line in lines for w in line.split()})
+    chars = list(_bytes_to_unicode().values())
+    vocab_list = chars + [c + "</w>" for c in chars]
+    merges: list[str] = []
+    known = set(vocab_list)
+    for word in words:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(parts) > 1:
+            merged = parts[0] + parts[1]
+            if merged not in known:
+                merges.append(f"{parts[0]} {parts[1]}")
+                vocab_list.append(merged)
+                known.add(merged)
+            parts = [merged, *parts[2:]]
+    vocab_list += list(_SPECIALS)
+    return {tok: i for i, tok in enumerate(vocab_list)}, merges
+
+
+def build_tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab, merges = tokenizer_files()
+    pairs = [tuple(m.split(" ")) for m in merges]
+    return CLIPTokenizer(vocab=dict(vocab), merges=pairs, model_max_length=77)
+
+
+def build_random_pipeline(
+    name: str = "tiny",
+    *,
+    gligen: bool = False,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+):
+    """A `StableDiffusionPipeline` (or the GLIGEN one) with random weights of a carried shape."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionGLIGENPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = _config(name)
+    tokenizer = build_tokenizer()
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        unet_cfg = dict(cfg["unet"], attention_type="gated" if gligen else "default")
+        unet = UNet2DConditionModel(**unet_cfg)
+        vae = AutoencoderKL(**cfg["vae"])
+        te_cfg = dict(cfg["text_encoder"], vocab_size=max(len(tokenizer), 49408))
+        text_encoder = CLIPTextModel(CLIPTextConfig(**te_cfg, eos_token_id=tokenizer.eos_token_id))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    scheduler = DDIMScheduler(**{k: v for k, v in cfg["scheduler"].items() if k != "_class_name"})
+    cls = StableDiffusionGLIGENPipeline if gligen else StableDiffusionPipeline
+    pipe = cls(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    return pipe.to(device=device, dtype=dtype)
