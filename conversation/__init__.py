@@ -12,6 +12,7 @@ from conversation.render import (
     RenderRequest,
     SketchRenderer,
 )
+from conversation.repl import run_repl
 from conversation.session import Session, SessionError, Turn
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "assign",
     "derive_seed",
     "match_boxes",
+    "run_repl",
 ]
