@@ -7,7 +7,7 @@ import pytest
 from conversation import Conversation, RenderOutput, RenderRequest, SessionError, SketchRenderer
 from conversation.identity import derive_seed
 from layouts import LayoutParseError
-from tests.test_conversation_helpers import (
+from tests.scripted_planner import (
     BEACH,
     BLACK_CAT,
     CAT_DOG,

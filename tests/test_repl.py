@@ -7,7 +7,7 @@ import json
 
 from conversation import Conversation, SketchRenderer, run_repl
 from layouts import parse
-from tests.test_conversation_helpers import (
+from tests.scripted_planner import (
     CAT_DOG,
     DOG_LEFT,
     WITH_HAT,

@@ -16,7 +16,7 @@ from conversation import (
     SketchRenderer,
 )
 from layouts import LmdError
-from tests.test_conversation_helpers import CAT_DOG, DOG_LEFT, WITH_HAT, ScriptedPlanner
+from tests.scripted_planner import CAT_DOG, DOG_LEFT, WITH_HAT, ScriptedPlanner
 
 
 class RenderFailed(LmdError):
