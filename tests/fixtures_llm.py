@@ -14,6 +14,7 @@ down (for tests that must work offline); the fixture stops it at the end anyway.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -39,7 +40,9 @@ class ScriptedLLMServer:
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         self.running = True
 
@@ -97,11 +100,15 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()
-            self.send_response(status)
+            try:
+                self.send_response(status)
+            except (BrokenPipeError, ConnectionResetError):
+                return
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)  # the client may have given up waiting (timeout tests)
 
     return Handler
 
