@@ -177,7 +177,10 @@ class Planner:
                 ]
                 continue
             if self.cache is not None:
-                self.cache.put(key, reply, model=self.model, template=self.template.hash)
+                try:
+                    self.cache.put(key, reply, model=self.model, template=self.template.hash)
+                except OSError as e:  # the layout is good; only replaying it later is lost
+                    warnings.warn(f"could not cache the LLM reply: {e}", RuntimeWarning, 2)
             result = PlanResult(layout, reply, attempts=attempt, cached=False, warnings=notes)
             return _emit(result)
         raise PlannerError(

@@ -82,6 +82,8 @@ def edit_query(history: Sequence[Turn], request: str) -> str:
         raise ValueError("an edit needs at least one earlier turn (the caption and its layout)")
     turns = []
     for i, (text, layout) in enumerate(history):
+        if (layout.width, layout.height) != CANVAS:
+            layout = layout.scaled(*CANVAS)  # the LLM reasons on the template's canvas
         label = "Caption" if i == 0 else "Request"
         turns.append(f"{label}: {_one_line(text)}\n{layout.to_llm_text()}")
     history_text = "\n\n".join(turns)

@@ -62,6 +62,8 @@ def test_edit_messages_carry_the_history_in_template_format():
     assert "Request: move it right\n" + second.to_llm_text() in query
     assert query.index(first.to_llm_text()) < query.index(second.to_llm_text())
     assert "New request: make it black" in query
+    big = first.scaled(1024, 1024)  # history on another canvas is shown on the template's
+    assert t.edit_messages([("a cat", big)], "x")[-1]["content"].count("[10, 20, 100, 120]") == 1
     with pytest.raises(ValueError, match="earlier turn"):
         t.edit_messages([], "make it black")
 
