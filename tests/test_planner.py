@@ -190,3 +190,11 @@ def test_environment_defaults(monkeypatch, llm_server, tmp_path):
     assert planner.plan("a cat and a dog") == CAT_AND_DOG
     assert llm_server.requests[0]["model"] == "local-model"
     assert list((tmp_path / "c" / "llm").rglob("*.json"))
+
+
+def test_unwritable_cache_warns_but_returns_the_layout(llm_server, make_planner, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    llm_server.enqueue(GOOD)
+    with pytest.warns(RuntimeWarning, match="could not cache"):
+        assert make_planner(cache=blocker).plan("a cat and a dog") == CAT_AND_DOG
