@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.plan import BASE_URL_HELP, LLM_HELP, RETRIES_HELP
+from lmd.cli.options import Llm, LlmBaseUrl, LlmRetries, NoCache, make_planner
 
 
 @bench_app.command("stage1")
@@ -15,10 +15,10 @@ def stage1(
     responses: Path | None = typer.Option(
         None, "--responses", help="Replies to score: JSON {caption: [reply, ...]}."
     ),
-    llm: str | None = typer.Option(None, "--llm", help=LLM_HELP),
-    llm_base_url: str | None = typer.Option(None, "--llm-base-url", help=BASE_URL_HELP),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Ask the LLM even if cached."),
-    llm_retries: int = typer.Option(4, "--llm-retries", min=0, help=RETRIES_HELP),
+    llm: Llm = None,
+    llm_base_url: LlmBaseUrl = None,
+    no_cache: NoCache = False,
+    llm_retries: LlmRetries = 4,
     limit: int | None = typer.Option(None, "--limit", min=1, help="First N captions per task."),
     failures: bool = typer.Option(False, "--failures", help="List failed captions on stderr."),
 ) -> None:
@@ -34,11 +34,7 @@ def stage1(
     else:
         from tqdm import tqdm
 
-        from prompts import Planner
-
-        planner = Planner(
-            model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries
-        )
+        planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
         asked = bench.ask_llm(planner, prompts)
         layouts = tqdm(asked, total=len(prompts), desc="stage1", unit="caption", file=sys.stderr)
     report = bench.score(prompts, layouts)
