@@ -160,29 +160,42 @@ def is_gated(unet: Any) -> bool:
     return any(isinstance(m, GatedSelfAttentionDense) for m in unet.modules())
 
 
-def from_pretrained(load: Callable[..., T], model: str, **kwargs: Any) -> T:
-    """Call a `from_pretrained` for a hub id or local folder, turning failures into one line."""
-    required = kwargs.pop("required_file", "model_index.json")
+def from_pretrained(
+    load: Callable[..., T],
+    model: str,
+    *,
+    what: str = "model",
+    kind: str = "diffusers",
+    flag: str = "--model",
+    required_file: str | None = "model_index.json",
+    **kwargs: Any,
+) -> T:
+    """Call a `from_pretrained` for a hub id or local folder, turning failures into one line.
+
+    `what` names the thing in messages ("model", "SAM model"), `kind` the folder format,
+    `flag` the CLI option that takes a local folder; `required_file` marks a valid folder.
+    """
+    hint = f"pass a local {kind} folder with {flag}"
     if _looks_local(model):
         path = Path(model).expanduser()
-        _check_local_folder(model, path, required)
+        _check_local_folder(model, path, required_file, what=what, kind=kind, hint=hint)
         try:
             return load(str(path), **kwargs)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load model folder {model!r}: {_short(exc)}; check that it was "
+                f"could not load {what} folder {model!r}: {one_line(exc)}; check that it was "
                 "written by save_pretrained and is complete"
             ) from exc
 
-    if _offline() and not _cached(model, required):
+    if _offline() and not _cached(model, required_file):
         raise ModelLoadError(
-            f"model {model!r} is not in the local cache and the hub cannot be reached "
-            "(HF_HUB_OFFLINE is set); pass a local diffusers folder with --model"
+            f"{what} {model!r} is not in the local cache and the hub cannot be reached "
+            f"(HF_HUB_OFFLINE is set); {hint}"
         )
     try:
         return load(model, **kwargs)
     except Exception as exc:
-        raise _hub_error(model, exc) from exc
+        raise _hub_error(model, exc, what=what, hint=hint) from exc
 
 
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
@@ -210,21 +223,20 @@ def _looks_local(model: str) -> bool:
     )
 
 
-def _check_local_folder(model: str, path: Path, required_file: str | None) -> None:
+def _check_local_folder(
+    model: str, path: Path, required_file: str | None, *, what: str, kind: str, hint: str
+) -> None:
     if not path.exists():
-        raise ModelLoadError(
-            f"model folder {model!r} does not exist; pass an existing diffusers folder or a "
-            "hub id with --model"
-        )
+        raise ModelLoadError(f"{what} folder {model!r} does not exist; {hint} or a hub id")
     if not path.is_dir():
         raise ModelLoadError(
-            f"model {model!r} is a file, not a diffusers folder; single-file checkpoints are "
-            "not supported, convert it with diffusers' save_pretrained first"
+            f"{what} {model!r} is a file, not a {kind} folder; single-file checkpoints are not "
+            "supported here, convert it with save_pretrained first"
         )
     if required_file and not (path / required_file).is_file():
         raise ModelLoadError(
-            f"model folder {model!r} is not a diffusers folder (no {required_file}); save one "
-            "with save_pretrained or pass a hub id with --model"
+            f"{what} folder {model!r} is not a {kind} folder (no {required_file}); save one "
+            "with save_pretrained or pass a hub id"
         )
 
 
@@ -246,7 +258,7 @@ def _cached(repo_id: str, filename: str | None) -> bool:
         return True
 
 
-def _hub_error(model: str, exc: Exception) -> ModelLoadError:
+def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoadError:
     from huggingface_hub.errors import (
         GatedRepoError,
         HFValidationError,
@@ -257,17 +269,14 @@ def _hub_error(model: str, exc: Exception) -> ModelLoadError:
     if isinstance(exc, GatedRepoError):
         why = "is gated on the hub; accept its licence and log in with `hf auth login`"
     elif isinstance(exc, RepositoryNotFoundError):
-        why = "was not found on the hub; check the id or pass a local diffusers folder"
+        why = f"was not found on the hub; check the id or {hint}"
     elif isinstance(exc, HFValidationError):
         why = "is neither an existing local folder nor a valid hub id (owner/name)"
     elif isinstance(exc, LocalEntryNotFoundError) or "cached" in str(exc):
-        why = (
-            "is not in the local cache and the hub cannot be reached; pass a local diffusers "
-            "folder with --model"
-        )
+        why = f"is not in the local cache and the hub cannot be reached; {hint}"
     else:
-        why = f"could not be loaded ({_short(exc)}); check the id or pass a local folder"
-    return ModelLoadError(f"model {model!r} {why}")
+        why = f"could not be loaded ({one_line(exc)}); check the id or {hint}"
+    return ModelLoadError(f"{what} {model!r} {why}")
 
 
 def _move(pipe: Any, model: str, device: torch.device, dtype: torch.dtype) -> Any:
@@ -275,12 +284,12 @@ def _move(pipe: Any, model: str, device: torch.device, dtype: torch.dtype) -> An
         return pipe.to(device=device, dtype=dtype)
     except RuntimeError as exc:
         raise ModelLoadError(
-            f"model {model!r} could not be moved to {device} as {dtype}: {_short(exc)}; try "
+            f"model {model!r} could not be moved to {device} as {dtype}: {one_line(exc)}; try "
             "--device cpu or --dtype fp16"
         ) from exc
 
 
-def _short(exc: BaseException, limit: int = 160) -> str:
+def one_line(exc: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message, cut to `limit` characters."""
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
