@@ -163,8 +163,8 @@ def load_segment_anything(
         raise ModelLoadError(
             f"the segment-anything backend cannot be used: importing it failed ({reason}); it "
             "needs torchvision, which is not installed or does not match torch here; use the "
-            "transformers backend (--sam-backend transformers, hub id facebook/sam-vit-base), "
-            "which needs no torchvision"
+            "transformers backend (backend 'transformers' or 'auto', SAM hub id "
+            "facebook/sam-vit-base), which needs no torchvision"
         )
     path = Path(checkpoint) if checkpoint is not None else cached_checkpoint(model_type)
     if path is None:
