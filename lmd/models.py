@@ -176,7 +176,7 @@ def from_pretrained(
     `flag` the CLI option that takes a local folder; `required_file` marks a valid folder.
     """
     hint = f"pass a local {kind} folder with {flag}"
-    if _looks_local(model):
+    if looks_local(model):
         path = Path(model).expanduser()
         _check_local_folder(model, path, required_file, what=what, kind=kind, hint=hint)
         try:
@@ -212,7 +212,7 @@ def _check_method(method: str) -> None:
         raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {method!r}")
 
 
-def _looks_local(model: str) -> bool:
+def looks_local(model: str) -> bool:
     """A path that exists, or one that cannot be a hub id (`owner/name` or `name`)."""
     if os.path.exists(os.path.expanduser(model)):
         return True
