@@ -80,7 +80,7 @@ def chat_command(
         )
     bars = Bars()
     try:
-        code = run_repl(conversation, progress=bars)
+        code = run_repl(conversation, sys.stdin, sys.stdout, sys.stderr, progress=bars)
     finally:
         bars.close()
     print(f"session saved in {session_path}", file=sys.stderr)
