@@ -115,9 +115,9 @@ def test_lmd_chat_transcript_then_resume(llm_env, monkeypatch, capsys, tmp_path)
     )
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == str(out_dir / "turn-001.png")
+    assert lines[0] == f"turn 1: {out_dir / 'turn-001.png'}"
     assert "a grey cat" in lines[1] and "a brown dog" in lines[1]
-    assert lines[2] == str(out_dir / "turn-002.png")
+    assert lines[2] == f"turn 2: {out_dir / 'turn-002.png'}"
     assert 'moved "a brown dog"' in lines[3]
     assert "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog', [280, 240," in out
     session = json.loads((out_dir / "session.json").read_text())
