@@ -136,7 +136,7 @@ def test_lmd_chat_transcript_then_resume(llm_env, monkeypatch, capsys, tmp_path)
     )
     assert code == 0, err
     assert "resumed" in err
-    assert 'recoloured "a grey cat" -> "a black cat"' in out
+    assert 'changed "a grey cat" -> "a black cat"' in out
     history = llm_env.messages[-1]
     assert any("move the dog up" not in m["content"] for m in history)
     assert "a cat and a dog" in "".join(m["content"] for m in history)
