@@ -150,7 +150,7 @@ def test_a_non_english_request_flows_through(make_planner, llm_server, fresh, tm
     chat.send("一只猫和一只狗")
     turn = chat.send("把狗移到上面")
     assert turn.layout.names == ["a grey cat", "a brown dog"]  # the recorded reply is English
-    assert llm_server.messages[1][-1]["content"].endswith("把狗移到上面")
+    assert "New request: 把狗移到上面" in llm_server.messages[1][-1]["content"]
     saved = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     assert saved["turns"][1]["request"] == "把狗移到上面"
 
