@@ -26,7 +26,7 @@ from lmd.controller.compose import compose, shift, shift_flat
 from lmd.controller.config import METHODS, LMDConfig
 from lmd.controller.engine import Callback, Counts, Run, is_gligen
 from lmd.controller.masks import centre_of_mass, shift_unit
-from lmd.controller.noise import Cells, centred, gaussian, object_seeds, to_cells
+from lmd.controller.noise import centred, gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
 from lmd.controller.per_box import BoxJob, generate_boxes
 from lmd.controller.prompts import box_tokens, overall_phrases, overall_prompt, overall_tokens

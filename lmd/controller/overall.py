@@ -48,7 +48,7 @@ def generate_overall(
     boxes: list[PlacedBox] = (),
 ) -> torch.Tensor:
     """Denoise `latents` [1, C, h, w] under the overall prompt; returns the final latents."""
-    cfg, store, layers = run.config, run.store, run.store.layers
+    cfg, store = run.config, run.store
     scheduler = run.scheduler()
     cfg_emb = run.encode([negative, prompt])
     cond = cfg_emb[1:]

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 # Words after which a name stops describing its head noun ("a cup of coffee" -> "cup").
 _POST_HEAD = frozenset(
-    "with of in on at under over behind beside near by from for that which who wearing "
-    "holding carrying sitting standing lying riding eating made".split()
-)
+    ("with", "of", "in", "on", "at", "under", "over", "behind", "beside", "near", "by", "from",
+     "for", "that", "which", "who", "wearing", "holding", "carrying", "sitting", "standing",
+     "lying", "riding", "eating", "made")
+)  # fmt: skip
 _ARTICLES = ("a ", "an ", "the ", "one ")
-_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+            "eleven", "twelve")  # fmt: skip
 _IRREGULAR = {
     "person": "people", "man": "men", "woman": "women", "child": "children",
     "mouse": "mice", "goose": "geese", "foot": "feet", "tooth": "teeth", "sheep": "sheep",
