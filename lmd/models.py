@@ -1,0 +1,296 @@
+"""Turn a model name into ready stage-2 components: device, dtype and the SD/GLIGEN pipeline.
+
+A model is `random:tiny` / `random:sd15` (random weights, see `random_pipeline`), a hub id
+(`owner/name`, from the local cache when offline) or a local diffusers pipeline folder (one
+with `model_index.json`). Every failure to load becomes one `ModelLoadError` sentence that
+names the model and says what to do; huggingface tracebacks never reach the user.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from layouts.errors import LmdError
+from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline
+
+SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+GLIGEN_MODEL = "gligen/diffusers-generation-text-box"
+REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
+METHODS = ("lmd", "lmd+", "sd")
+
+_DTYPES = {
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
+
+T = TypeVar("T")
+
+
+class ModelLoadError(LmdError):
+    """A model (pipeline, SAM, refiner) could not be loaded; the message names it and the fix."""
+
+
+def default_model(method: str = "lmd") -> str:
+    """The published model for a method: GLIGEN for `lmd+`, SD 1.5 otherwise."""
+    _check_method(method)
+    return GLIGEN_MODEL if method == "lmd+" else SD15_MODEL
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`None`/`"auto"` -> cuda if available, else mps, else cpu; otherwise the named device."""
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' but is {device!r}"
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`device` is {device!r} but CUDA is not available on this machine")
+    return resolved
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None
+) -> torch.dtype:
+    """`None`/`"auto"` -> fp16 on CUDA, fp32 on CPU and MPS; else fp16/bf16/fp32 by name."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ValueError(f"`dtype` must be a floating type (fp16, bf16, fp32) but is {dtype}")
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.float16 if resolve_device(device).type == "cuda" else torch.float32
+    key = str(dtype).lower().removeprefix("torch.")
+    if key not in _DTYPES:
+        raise ValueError(
+            f"`dtype` must be 'auto', 'fp16', 'bf16' or 'fp32' (or float16/bfloat16/float32) "
+            f"but is {dtype!r}"
+        )
+    return _DTYPES[key]
+
+
+def load_pipeline(
+    model: str | None = None,
+    *,
+    method: str = "lmd",
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    seed: int = 0,
+):
+    """A Stable Diffusion pipeline (GLIGEN for `lmd+`) with a DDIM scheduler, on `device`.
+
+    `model` is `random:tiny`/`random:sd15`, a hub id or a local diffusers folder; `None` means
+    `default_model(method)`. `seed` only matters for random models.
+    """
+    _check_method(method)
+    model = default_model(method) if model is None else str(model)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    gligen = method == "lmd+"
+
+    if model.startswith(RANDOM_PREFIX):
+        name = model.removeprefix(RANDOM_PREFIX)
+        if name not in RANDOM_MODELS:
+            choices = ", ".join(RANDOM_PREFIX + n for n in RANDOM_MODELS)
+            raise ModelLoadError(f"unknown random model {model!r}; choose one of {choices}")
+        pipe = build_random_pipeline(
+            name, gligen=gligen, seed=seed, device=torch_device, dtype=torch_dtype
+        )
+    else:
+        from diffusers import StableDiffusionGLIGENPipeline, StableDiffusionPipeline
+
+        cls = StableDiffusionGLIGENPipeline if gligen else StableDiffusionPipeline
+        pipe = from_pretrained(
+            cls.from_pretrained,
+            model,
+            **dtype_kwarg(torch_dtype),
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+        pipe = _move(pipe, model, torch_device, torch_dtype)
+
+    from diffusers import DDIMScheduler
+
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if method != "sd":
+        check_unet(pipe.unet, model, gated=gligen)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
+    """Raise `ModelLoadError` unless `unet` is SD-shaped (and gated, when `gated`)."""
+    has_mid = getattr(getattr(unet, "mid_block", None), "attentions", None)
+    has_up = any(getattr(block, "attentions", None) for block in getattr(unet, "up_blocks", []))
+    if not (has_mid and has_up):
+        raise ModelLoadError(
+            f"model {model!r} has no cross-attention in its mid block or up blocks, so LMD "
+            "cannot guide it; use an SD 1.x/2.x-shaped model (or --method sd)"
+        )
+    if gated and not is_gated(unet):
+        raise ModelLoadError(
+            f"model {model!r} has no GLIGEN gated attention, which --method lmd+ needs; use "
+            f"{GLIGEN_MODEL!r} (or another GLIGEN model) or --method lmd"
+        )
+
+
+def is_gated(unet: Any) -> bool:
+    """Whether the UNet carries GLIGEN gated self-attention (`attention_type="gated"`)."""
+    from diffusers.models.attention import GatedSelfAttentionDense
+
+    return any(isinstance(m, GatedSelfAttentionDense) for m in unet.modules())
+
+
+def from_pretrained(
+    load: Callable[..., T],
+    model: str,
+    *,
+    what: str = "model",
+    kind: str = "diffusers",
+    flag: str = "--model",
+    required_file: str | None = "model_index.json",
+    **kwargs: Any,
+) -> T:
+    """Call a `from_pretrained` for a hub id or local folder, turning failures into one line.
+
+    `what` names the thing in messages ("model", "SAM model"), `kind` the folder format,
+    `flag` the CLI option that takes a local folder; `required_file` marks a valid folder.
+    """
+    hint = f"pass a local {kind} folder with {flag}"
+    if looks_local(model):
+        path = Path(model).expanduser()
+        _check_local_folder(model, path, required_file, what=what, kind=kind, hint=hint)
+        try:
+            return load(str(path), **kwargs)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load {what} folder {model!r}: {one_line(exc)}; check that it was "
+                "written by save_pretrained and is complete"
+            ) from exc
+
+    if _offline() and not _cached(model, required_file):
+        raise ModelLoadError(
+            f"{what} {model!r} is not in the local cache and the hub cannot be reached "
+            f"(HF_HUB_OFFLINE is set); {hint}"
+        )
+    try:
+        return load(model, **kwargs)
+    except Exception as exc:
+        raise _hub_error(model, exc, what=what, hint=hint) from exc
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """`from_pretrained`'s dtype keyword: `dtype` in new diffusers, `torch_dtype` in old."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {method!r}")
+
+
+def looks_local(model: str) -> bool:
+    """A path that exists, or one that cannot be a hub id (`owner/name` or `name`)."""
+    if os.path.exists(os.path.expanduser(model)):
+        return True
+    return (
+        model.startswith(("/", "./", "../", "~", "\\"))
+        or model.count("/") > 1
+        or (os.sep != "/" and os.sep in model)
+    )
+
+
+def _check_local_folder(
+    model: str, path: Path, required_file: str | None, *, what: str, kind: str, hint: str
+) -> None:
+    if not path.exists():
+        raise ModelLoadError(f"{what} folder {model!r} does not exist; {hint} or a hub id")
+    if not path.is_dir():
+        raise ModelLoadError(
+            f"{what} {model!r} is a file, not a {kind} folder; single-file checkpoints are not "
+            "supported here, convert it with save_pretrained first"
+        )
+    if required_file and not (path / required_file).is_file():
+        raise ModelLoadError(
+            f"{what} folder {model!r} is not a {kind} folder (no {required_file}); save one "
+            "with save_pretrained or pass a hub id"
+        )
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env or bool(constants.HF_HUB_OFFLINE)
+
+
+def _cached(repo_id: str, filename: str | None) -> bool:
+    if filename is None:
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except Exception:  # an invalid repo id: let the load itself report it
+        return True
+
+
+def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoadError:
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    if isinstance(exc, GatedRepoError):
+        why = "is gated on the hub; accept its licence and log in with `hf auth login`"
+    elif isinstance(exc, RepositoryNotFoundError):
+        why = f"was not found on the hub; check the id or {hint}"
+    elif isinstance(exc, HFValidationError):
+        why = "is neither an existing local folder nor a valid hub id (owner/name)"
+    elif isinstance(exc, LocalEntryNotFoundError) or "cached" in str(exc):
+        why = f"is not in the local cache and the hub cannot be reached; {hint}"
+    else:
+        why = f"could not be loaded ({one_line(exc)}); check the id or {hint}"
+    return ModelLoadError(f"{what} {model!r} {why}")
+
+
+def _move(pipe: Any, model: str, device: torch.device, dtype: torch.dtype) -> Any:
+    try:
+        return pipe.to(device=device, dtype=dtype)
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            f"model {model!r} could not be moved to {device} as {dtype}: {one_line(exc)}; try "
+            "--device cpu or --dtype fp16"
+        ) from exc
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut to `limit` characters."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
