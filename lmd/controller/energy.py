@@ -46,6 +46,16 @@ def box_energy(
     return (per_token * weights).sum(-1)
 
 
+def total_energy(per_layer: list[torch.Tensor], extra: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Sum over layers and objects, divided by objects x layers (Lian et al. 2024, Eq. 2).
+
+    `per_layer` holds [B, O] energies; `extra` (e.g. attention transfer, already summed over
+    objects and layers) shares the same normalisation. Returns [B].
+    """
+    layers, objects = len(per_layer), per_layer[0].shape[-1]
+    return (torch.stack(per_layer).sum(0).sum(-1) + extra) / (objects * layers)
+
+
 def transfer_loss(
     attn: torch.Tensor, ref: torch.Tensor, masks: torch.Tensor, eps: float
 ) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from lmd.controller.attention import layer_resolution
 from lmd.controller.compose import Composed
-from lmd.controller.energy import box_energy, transfer_loss
+from lmd.controller.energy import box_energy, total_energy, transfer_loss
 from lmd.controller.engine import Run
 from lmd.controller.masks import cells_mask_at
 from lmd.controller.noise import Cells
@@ -122,18 +122,19 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
         device = z.device
         cols = torch.tensor([self.obj_cols], device=device)
         weights = torch.tensor([self.obj_weights], device=device)
-        total = 0
+        per_layer, transfer = [], 0
         for layer in store.layers.guidance:
             a = store.maps[layer]
             union, per_box = self.masks(a.shape[2])
-            e = box_energy(
-                a, union, cols, weights,
-                fg_weight=cfg.fg_weight, bg_weight=cfg.bg_weight, topk_ratio=cfg.topk_ratio,
+            per_layer.append(
+                box_energy(
+                    a, union, cols, weights,
+                    fg_weight=cfg.fg_weight, bg_weight=cfg.bg_weight, topk_ratio=cfg.topk_ratio,
+                )
             )  # fmt: skip
-            total = total + e.sum(-1)
-            total = total + self._transfer(layer, a, per_box)
+            transfer = transfer + self._transfer(layer, a, per_box)
         store.clear()
-        return total / (len(self.objects) * len(store.layers.guidance))
+        return total_energy(per_layer, transfer)
 
     def _transfer(self, layer: str, a: torch.Tensor, per_box: list[torch.Tensor]):
         cfg = self.run.config

@@ -15,7 +15,7 @@ import torch
 
 from lmd.controller.attention import layer_resolution
 from lmd.controller.cache import BoxKey, BoxResult
-from lmd.controller.energy import box_energy
+from lmd.controller.energy import box_energy, total_energy
 from lmd.controller.engine import Run
 from lmd.controller.masks import (
     cells_mask_at,
@@ -105,7 +105,6 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
     uncond = run.encode([negative]).expand(n, -1, -1)
     cfg_emb = torch.cat([uncond, cond])
     word = torch.tensor([[j.tokens.word] for j in jobs])
-    noun, weights = token_columns([j.tokens for j in jobs])
     plus = run.method == "lmd+"
     gl_cfg = gl_cond = None
     if plus:
@@ -113,35 +112,8 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         phrases = [[j.name] for j in jobs]
         gl_cfg = run.gligen(boxes, phrases, cfg=True)
         gl_cond = run.gligen(boxes, phrases, cfg=False)
-    box_masks: dict[int, torch.Tensor] = {}
-
-    def masks_at(pixels: int) -> torch.Tensor:
-        if pixels not in box_masks:
-            res = layer_resolution(pixels, run.latent_hw)
-            box_masks[pixels] = torch.stack(
-                [cells_mask_at(j.cells, run.latent_hw, res, run.device).flatten() for j in jobs]
-            )
-        return box_masks[pixels]
-
-    def energy(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        store.set(layers.guidance, noun[rows.cpu()], grad=True, stop_early=True)
-        gl = None if gl_cond is None else {k: v[rows] for k, v in gl_cond.items()}
-        run.unet_call(scheduler.scale_model_input(z, t), t, cond[rows], gligen=gl, rows=len(rows))
-        total = 0
-        for layer in layers.guidance:
-            a = store.maps[layer]
-            cols = torch.arange(a.shape[-1], device=a.device).expand(len(rows), 1, -1)
-            total = total + box_energy(
-                a,
-                masks_at(a.shape[2])[rows][:, None],
-                cols,
-                weights[rows.cpu()][:, None].to(a.device),
-                fg_weight=cfg.fg_weight,
-                bg_weight=cfg.bg_weight,
-                topk_ratio=cfg.topk_ratio,
-            )
-        store.clear()
-        return total.sum(-1) / len(layers.guidance)
+    energy = BoxEnergy(run, [j.cells for j in jobs], [j.tokens for j in jobs], cond, gl_cond)
+    energy.scheduler = scheduler
 
     frames = [latents.cpu()]
     saved: dict[str, list[torch.Tensor]] = {k: [] for k in layers.guidance}
@@ -151,6 +123,7 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         for i, t in enumerate(scheduler.timesteps):
             fusers(plus and i < cfg.gligen_steps)
             if guided and cfg.iterations(i) > 0:
+                energy.t = t
                 latents = run.guide(latents, i, t, scheduler, energy)
             capture = set(layers.guidance) if i < cfg.guidance_until else set()
             if i >= cfg.mask_attn_from:
@@ -180,6 +153,53 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         }
         out.append(_Drawn(frames_t[k], attention, mask_attn[k], images[k]))
     return out
+
+
+class BoxEnergy:
+    """Energy of each per-box row (one object per row) at the current timestep `t`."""
+
+    def __init__(self, run: Run, cells: list[Cells], tokens: list[Tokens], cond, gligen=None):
+        self.run, self.cells, self.cond, self.gligen = run, cells, cond, gligen
+        self.noun, self.weights = token_columns(tokens)
+        self.scheduler = None
+        self.t = None
+        self.stop_early = True
+        self._masks: dict[int, torch.Tensor] = {}
+
+    def masks_at(self, pixels: int) -> torch.Tensor:
+        """Box masks [N, P] at a layer with `pixels` positions."""
+        if pixels not in self._masks:
+            run = self.run
+            res = layer_resolution(pixels, run.latent_hw)
+            self._masks[pixels] = torch.stack(
+                [cells_mask_at(c, run.latent_hw, res, run.device).flatten() for c in self.cells]
+            )
+        return self._masks[pixels]
+
+    def __call__(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        run, cfg, store = self.run, self.run.config, self.run.store
+        cpu_rows = rows.cpu()
+        store.set(store.layers.guidance, self.noun[cpu_rows], grad=True, stop_early=self.stop_early)
+        gl = None if self.gligen is None else {k: v[rows] for k, v in self.gligen.items()}
+        z_in = z if self.scheduler is None else self.scheduler.scale_model_input(z, self.t)
+        run.unet_call(z_in, self.t, self.cond[rows], gligen=gl, rows=len(rows))
+        per_layer = []
+        for layer in store.layers.guidance:
+            a = store.maps[layer]
+            cols = torch.arange(a.shape[-1], device=a.device).expand(len(rows), 1, -1)
+            per_layer.append(
+                box_energy(
+                    a,
+                    self.masks_at(a.shape[2])[rows][:, None],
+                    cols,
+                    self.weights[cpu_rows][:, None].to(a.device),
+                    fg_weight=cfg.fg_weight,
+                    bg_weight=cfg.bg_weight,
+                    topk_ratio=cfg.topk_ratio,
+                )
+            )
+        store.clear()
+        return total_energy(per_layer)
 
 
 def _normalised(cells: Cells, latent_hw) -> tuple[float, float, float, float]:
