@@ -160,14 +160,16 @@ class Controller:
         box_images = [r.image for r in results]
         return self._result(image, scaled, box_images, masks, generated, reused, run, seeds, start)
 
-    def _boxes(self, run: Run, layout: Layout, seeds, seed, cache, background_noise):
+    def box_jobs(self, run: Run, layout: Layout, seeds: list[int], seed: int) -> list[BoxJob]:
+        """What each box is drawn as: where on the latent grid, its tokens and cache key."""
         cfg, tok = self.config, self.pipe.tokenizer
         jobs: list[BoxJob] = []
         for box, obj_seed in zip(layout.boxes, seeds, strict=True):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
-            drawn_at = (
-                cells if run.method == "lmd+" else centred(cells, run.latent_hw, cfg.center_bottom)
-            )
+            if run.method == "lmd+":
+                drawn_at = cells
+            else:
+                drawn_at = centred(cells, run.latent_hw, cfg.center_bottom)
             tokens = box_tokens(tok, layout.background, box.name)
             if not tokens.noun:
                 raise ValueError(
@@ -179,6 +181,11 @@ class Controller:
                 layout.negative, run.method, run.latent_hw, cfg,
             )  # fmt: skip
             jobs.append(BoxJob(box.name, obj_seed, drawn_at, tokens, key))
+        return jobs
+
+    def _boxes(self, run: Run, layout: Layout, seeds, seed, cache, background_noise):
+        cfg = self.config
+        jobs = self.box_jobs(run, layout, seeds, seed)
         found = {j.key: cache.get(j.key) for j in jobs} if cache is not None else {}
         missing = list({j.key: j for j in jobs if found.get(j.key) is None}.values())
         if missing:
