@@ -1,1 +1,33 @@
-"""Multi-turn layout editing: the conversation manager, session store and chat REPL."""
+"""Multi-turn layout editing: the conversation manager, session store and chat REPL.
+
+Rendering is handed in as a `RenderFn`; this package never imports torch.
+"""
+
+from conversation.identity import MatchConfig, assign, derive_seed, match_boxes
+from conversation.manager import Conversation
+from conversation.render import (
+    Progress,
+    RenderFn,
+    RenderOutput,
+    RenderRequest,
+    SketchRenderer,
+)
+from conversation.repl import run_repl
+from conversation.session import Session, SessionError, Turn
+
+__all__ = [
+    "Conversation",
+    "MatchConfig",
+    "Progress",
+    "RenderFn",
+    "RenderOutput",
+    "RenderRequest",
+    "Session",
+    "SessionError",
+    "SketchRenderer",
+    "Turn",
+    "assign",
+    "derive_seed",
+    "match_boxes",
+    "run_repl",
+]

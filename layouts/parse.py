@@ -42,11 +42,12 @@ def parse(text: str, width: int = 512, height: int = 512) -> Layout:
     """
     if not isinstance(text, str) or not text.strip():
         raise LayoutParseError("the answer is empty; expected 'Objects: [...]' and prompt lines")
-    text = _FENCE.sub("", text.translate(_TRANSLATE)).strip()
-    if not _BACKGROUND.search(text) and "{" in text:
-        data = _read_json(text)
+    raw = _FENCE.sub("", text).strip()
+    norm = raw.translate(_TRANSLATE)  # one char for one char: positions in both agree
+    if not _BACKGROUND.search(norm) and "{" in norm:
+        data = _read_json(norm)
         return _from_mapping(data, width, height)
-    return _from_template(text, width, height)
+    return _from_template(raw, norm, width, height)
 
 
 def _read_json(text: str) -> dict:
@@ -72,7 +73,8 @@ def _from_mapping(data: dict, width: int, height: int) -> Layout:
     return _build(objects, background, negative, width, height)
 
 
-def _from_template(text: str, width: int, height: int) -> Layout:
+def _from_template(raw: str, text: str, width: int, height: int) -> Layout:
+    """Find the parts in the normalised `text`; take the free-text prompts from `raw`."""
     bg = _BACKGROUND.search(text)
     if bg is None:
         raise LayoutParseError(
@@ -81,12 +83,10 @@ def _from_template(text: str, width: int, height: int) -> Layout:
         )
     obj = _OBJECTS.search(text, 0, bg.start())
     segment = text[obj.end() if obj else 0 : bg.start()].strip()
-    background = _line_after(text, bg.end())
-    same_line = _NEGATIVE.search(background)
-    if same_line is not None:
-        background = background[: same_line.start()].strip()
     neg = _NEGATIVE.search(text, bg.end())
-    negative = _line_after(text, neg.end()) if neg is not None else ""
+    line_end = text.find("\n", bg.end()) % (len(text) + 1)
+    background = raw[bg.end() : min(line_end, neg.start() if neg else line_end)].strip()
+    negative = _line_after(raw, neg.end()) if neg is not None else ""
     return _build(_read_objects(segment), background, negative, width, height)
 
 
@@ -176,13 +176,14 @@ def _clip(name: str, coords: list[float], width: int, height: int) -> Box | None
             stacklevel=5,
         )
         return None
-    if (x0, y0, x1, y1) != (x, y, x + w, y + h):
-        warnings.warn(
-            f"clipped box {shown} to the {width}x{height} canvas: "
-            f"[{x0:g}, {y0:g}, {x1 - x0:g}, {y1 - y0:g}]",
-            LayoutWarning,
-            stacklevel=5,
-        )
+    if (x0, y0, x1, y1) == (x, y, x + w, y + h):
+        return Box(name=name, x=x, y=y, w=w, h=h)  # untouched: keep the numbers as given
+    warnings.warn(
+        f"clipped box {shown} to the {width}x{height} canvas: "
+        f"[{x0:g}, {y0:g}, {x1 - x0:g}, {y1 - y0:g}]",
+        LayoutWarning,
+        stacklevel=5,
+    )
     return Box(name=name, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 

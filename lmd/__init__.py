@@ -2,6 +2,53 @@
 
 Stage 2 (the layout-grounded diffusion controller), the public API and the CLI. Heavy modules
 (torch, diffusers) are imported on first use, so `lmd plan` starts fast.
+
+    from lmd import generate
+    result = generate("a cat to the left of a dog")
+    result.image.save("cat_dog.png")
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "generate": "lmd.api",
+    "GenerateResult": "lmd.api",
+    "Renderer": "lmd.api",
+    "RenderSettings": "lmd.api",
+    "RenderError": "lmd.api",
+    "Conversation": "conversation",
+    "Layout": "layouts",
+    "Box": "layouts",
+    "Planner": "prompts",
+}
+
+if TYPE_CHECKING:
+    from conversation import Conversation
+    from layouts import Box, Layout
+    from lmd.api import GenerateResult, Renderer, RenderError, RenderSettings, generate
+    from prompts import Planner
+
+__all__ = [
+    "Box",
+    "Conversation",
+    "GenerateResult",
+    "Layout",
+    "Planner",
+    "RenderError",
+    "RenderSettings",
+    "Renderer",
+    "__version__",
+    "generate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lmd' has no attribute {name!r}")

@@ -126,7 +126,7 @@ def load_pipeline(
             safety_checker=None,
             requires_safety_checker=False,
         )
-        pipe = _move(pipe, model, torch_device, torch_dtype)
+        pipe = _move(pipe, model, torch_device)  # the dtype was applied while loading
 
     from diffusers import DDIMScheduler
 
@@ -139,8 +139,8 @@ def load_pipeline(
 
 def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
     """Raise `ModelLoadError` unless `unet` is SD-shaped (and gated, when `gated`)."""
-    has_mid = getattr(getattr(unet, "mid_block", None), "attentions", None)
-    has_up = any(getattr(block, "attentions", None) for block in getattr(unet, "up_blocks", []))
+    has_mid = _has_cross_attention(getattr(unet, "mid_block", None))
+    has_up = any(_has_cross_attention(block) for block in getattr(unet, "up_blocks", []))
     if not (has_mid and has_up):
         raise ModelLoadError(
             f"model {model!r} has no cross-attention in its mid block or up blocks, so LMD "
@@ -151,6 +151,12 @@ def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
             f"model {model!r} has no GLIGEN gated attention, which --method lmd+ needs; use "
             f"{GLIGEN_MODEL!r} (or another GLIGEN model) or --method lmd"
         )
+
+
+def _has_cross_attention(block: Any) -> bool:
+    if block is None:
+        return False
+    return any(getattr(m, "is_cross_attention", False) for m in block.modules())
 
 
 def is_gated(unet: Any) -> bool:
@@ -279,13 +285,13 @@ def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoad
     return ModelLoadError(f"{what} {model!r} {why}")
 
 
-def _move(pipe: Any, model: str, device: torch.device, dtype: torch.dtype) -> Any:
+def _move(pipe: Any, model: str, device: torch.device) -> Any:
     try:
-        return pipe.to(device=device, dtype=dtype)
+        return pipe.to(device)
     except RuntimeError as exc:
         raise ModelLoadError(
-            f"model {model!r} could not be moved to {device} as {dtype}: {one_line(exc)}; try "
-            "--device cpu or --dtype fp16"
+            f"model {model!r} could not be moved to {device}: {one_line(exc)}; try --dtype fp16 "
+            "or --device cpu"
         ) from exc
 
 

@@ -1,1 +1,175 @@
-"""Fixtures for talking to an LLM: an OpenAI-compatible server on 127.0.0.1 (see prompts tests)."""
+"""Fixtures for talking to an LLM: an OpenAI-compatible server on 127.0.0.1.
+
+    def test_something(llm_server, make_planner):
+        llm_server.enqueue("Objects: [('a cat', [0, 0, 10, 10])]\\nBackground prompt: x")
+        llm_server.enqueue(500)             # an HTTP status: the next request gets it
+        llm_server.default = "..."          # answer with this once the queue is empty
+        planner = make_planner(max_repairs=1)   # model openai/test-model, cache in tmp_path
+        planner.plan("a cat")
+        llm_server.requests[-1]["messages"]     # the JSON bodies the server received
+
+With an empty queue and no `default`, the server answers 500. `llm_server.stop()` shuts it
+down (for tests that must work offline); the fixture stops it at the end anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+TEST_MODEL = "openai/test-model"
+TEST_API_KEY = "sk-test-key"
+
+
+class ScriptedLLMServer:
+    """An OpenAI-compatible chat-completions server replying from a queue of scripted replies."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str | int, float]] = deque()
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.default: str | int | None = None
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        self.running = True
+
+    def enqueue(self, *replies: str | int, delay: float = 0.0) -> None:
+        """Queue replies: text (a chat answer) or an int (that HTTP status with an error body).
+
+        `delay` seconds pass before each of these replies is sent (to provoke timeouts).
+        """
+        with self._lock:
+            self.queue.extend((r, delay) for r in replies)
+
+    @property
+    def messages(self) -> list[list[dict]]:
+        """The `messages` of every request received, in order."""
+        return [r.get("messages", []) for r in self.requests]
+
+    def _next(self, body: dict, headers: dict) -> tuple[str | int, float]:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            if self.queue:
+                return self.queue.popleft()
+            return (self.default if self.default is not None else 500), 0.0
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)
+
+
+def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # one request per connection: stop() is final
+
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+        def do_POST(self) -> None:
+            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+                return self._send(404, {"error": {"message": f"no route {self.path}"}})
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError:
+                return self._send(400, {"error": {"message": "body is not JSON"}})
+            reply, delay = server._next(body, dict(self.headers))
+            if delay:
+                time.sleep(delay)
+            if isinstance(reply, int):
+                error = {"message": f"scripted HTTP {reply}", "type": "server_error", "code": reply}
+                return self._send(reply, {"error": error})
+            self._send(200, _completion(body.get("model", "test-model"), reply))
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)  # the client may have given up waiting (timeout tests)
+
+    return Handler
+
+
+def _completion(model: str, text: str) -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+@pytest.fixture
+def llm_server():
+    """A running `ScriptedLLMServer`; stopped after the test."""
+    server = ScriptedLLMServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_cache_dir(tmp_path):
+    """A fresh folder for cached LLM replies."""
+    return tmp_path / "llm-cache"
+
+
+@pytest.fixture
+def make_planner(llm_server, llm_cache_dir):
+    """`make_planner(**overrides) -> prompts.Planner` talking to `llm_server`, with tiny waits."""
+
+    def make(**kw):
+        from prompts import Planner
+
+        settings = dict(
+            model=TEST_MODEL,
+            api_base=llm_server.url,
+            api_key=TEST_API_KEY,
+            cache=llm_cache_dir,
+            retry_wait=0.001,
+            timeout=10.0,
+        )
+        settings.update(kw)
+        return Planner(**settings)
+
+    return make
+
+
+@pytest.fixture
+def llm_env(monkeypatch, llm_server, llm_cache_dir):
+    """Environment for CLI tests: LMD_LLM / LMD_LLM_BASE_URL point at `llm_server`."""
+    monkeypatch.setenv("LMD_LLM", TEST_MODEL)
+    monkeypatch.setenv("LMD_LLM_BASE_URL", llm_server.url)
+    monkeypatch.setenv("LMD_CACHE_DIR", str(llm_cache_dir))
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_API_KEY)
+    return llm_server

@@ -140,14 +140,23 @@ def test_lmd_plus_needs_a_gated_unet(tiny_sd_dir):
     _assert_readable(info.value, str(tiny_sd_dir))
 
 
-def test_unet_without_cross_attention_up_block(tiny_pipe, tmp_path):
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        {"down": ["DownBlock2D"] * 3, "up": ["UpBlock2D"] * 3, "mid": "UNetMidBlock2D"},
+        # cross-attention up blocks, but a mid block with self-attention only
+        {"mid": "UNetMidBlock2D"},
+    ],
+    ids=["no-cross-attention", "self-attention-mid-block"],
+)
+def test_unet_without_cross_attention(tiny_pipe, tmp_path, blocks):
     folder = tmp_path / "no-xattn"
     tiny_pipe.save_pretrained(folder)
     config_path = folder / "unet" / "config.json"
     config = json.loads(config_path.read_text())
-    config["down_block_types"] = ["DownBlock2D"] * 3
-    config["up_block_types"] = ["UpBlock2D"] * 3
-    config["mid_block_type"] = "UNetMidBlock2D"
+    config["down_block_types"] = blocks.get("down", config["down_block_types"])
+    config["up_block_types"] = blocks.get("up", config["up_block_types"])
+    config["mid_block_type"] = blocks["mid"]
     config_path.write_text(json.dumps(config))
     for weights in (folder / "unet").glob("*.safetensors"):
         weights.unlink()

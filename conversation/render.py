@@ -1,0 +1,92 @@
+"""The render contract the conversation is handed (it never imports torch), and a sketch renderer.
+
+Stage 2 adapts its diffusion controller to `RenderFn`; `SketchRenderer` is a real, torch-free
+implementation that paints the layout's boxes, for previews and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PIL import Image
+
+from layouts.draw import draw
+from layouts.model import Box, Layout
+
+Progress = Callable[[str, int, int], None]
+"""`progress(label, step, total)`: `label` says what is being drawn ("a cat", "background"),
+`step` counts from 1 to `total`. The caller owns the bars; a renderer only calls this."""
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One picture to draw: a layout, its seeds, and the last turn's layout for reuse."""
+
+    layout: Layout
+    background_seed: int
+    object_seeds: list[int]
+    """One seed per box of `layout`, in the same order."""
+    previous: Layout | None = None
+    """The layout of the turn this one edits, so a renderer can reuse per-object work."""
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.object_seeds) != len(self.layout.boxes):
+            raise ValueError(
+                f"`object_seeds` needs one seed per box: got {len(self.object_seeds)} seeds "
+                f"for {len(self.layout.boxes)} boxes"
+            )
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """The picture, and how many objects were drawn afresh versus reused from earlier work."""
+
+    image: Image.Image
+    generated: int
+    reused: int
+
+
+class RenderFn(Protocol):
+    """Anything called as `render(request) -> RenderOutput`; failures raise an `LmdError`."""
+
+    def __call__(self, request: RenderRequest) -> RenderOutput: ...
+
+
+def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
+    """What decides an object's look apart from its place: name, box size and seed."""
+    return (box.name, round(box.w), round(box.h), seed)
+
+
+@dataclass
+class SketchRenderer:
+    """Paints the layout with `layouts.draw` on a background tinted by the background seed.
+
+    It remembers which objects (`object_key`) it has drawn before and counts those as reused,
+    the way a caching diffusion renderer would.
+    """
+
+    seen: set[tuple[str, int, int, int]] = field(default_factory=set)
+
+    def __call__(self, request: RenderRequest) -> RenderOutput:
+        layout = request.layout
+        digest = hashlib.sha256(str(request.background_seed).encode()).digest()
+        tint = tuple(200 + b % 56 for b in digest[:3])
+        canvas = Image.new("RGB", (layout.width, layout.height), tint)
+        generated = reused = 0
+        total = len(layout.boxes)
+        for step, (box, seed) in enumerate(
+            zip(layout.boxes, request.object_seeds, strict=True), start=1
+        ):
+            key = object_key(box, seed)
+            if key in self.seen:
+                reused += 1
+            else:
+                generated += 1
+                self.seen.add(key)
+            if request.progress is not None:
+                request.progress(box.name, step, total)
+        return RenderOutput(image=draw(layout, canvas), generated=generated, reused=reused)

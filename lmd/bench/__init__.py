@@ -1,0 +1,1 @@
+"""Benchmarks: stage-1 layout accuracy (`lmd.bench.stage1`)."""

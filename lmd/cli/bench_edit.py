@@ -1,0 +1,49 @@
+"""`lmd bench edit`: how much cheaper an edit that moves one object is than a fresh picture."""
+
+from __future__ import annotations
+
+from lmd.cli.app import bench_app
+from lmd.cli.options import (
+    Device,
+    Dtype,
+    Height,
+    Method,
+    Model,
+    NoSam,
+    Steps,
+    Width,
+    render_settings,
+)
+from lmd.cli.progress import Bars
+
+
+@bench_app.command("edit")
+def edit_command(
+    model: Model = None,
+    method: Method = "lmd",
+    steps: Steps = None,
+    no_sam: NoSam = False,
+    device: Device = None,
+    dtype: Dtype = None,
+    height: Height = None,
+    width: Width = None,
+) -> None:
+    """Render a 3-object picture, then move one object; print both times and their ratio."""
+    from lmd.api import Renderer
+    from lmd.bench.edit import bench_edit
+
+    settings = render_settings(
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=None, sam_checkpoint=None,
+        device=device, dtype=dtype, height=height, width=width, refine=False,
+    )  # fmt: skip
+    if method == "sd":
+        raise ValueError("--method sd draws no objects on their own, so it has nothing to reuse")
+    renderer = Renderer(settings)
+    bars = Bars()
+    try:
+        timing = bench_edit(renderer, progress=bars)
+    finally:
+        bars.close()
+    print(f"model: {settings.model or 'default'}  method: {method}")
+    for line in timing.lines():
+        print(line)

@@ -1,0 +1,168 @@
+"""Options several commands share, declared once (typer `Annotated` aliases) with their builders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+LLM_PANEL = "LLM (stage 1)"
+RENDER_PANEL = "Rendering (stage 2)"
+
+Llm = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="litellm model string, e.g. gpt-4.1-mini, anthropic/..., ollama/llama3 (env LMD_LLM).",
+        rich_help_panel=LLM_PANEL,
+    ),
+]
+LlmBaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-base-url",
+        help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (env LMD_LLM_BASE_URL).",
+        rich_help_panel=LLM_PANEL,
+    ),
+]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache", help="Ask the LLM even if a cached reply exists.", rich_help_panel=LLM_PANEL
+    ),
+]
+LlmRetries = Annotated[
+    int,
+    typer.Option(
+        "--llm-retries",
+        min=0,
+        help="Retries of a failed request (timeouts, 429, 5xx, connection errors).",
+        rich_help_panel=LLM_PANEL,
+    ),
+]
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Hub id or local diffusers folder (default: SD 1.5, or GLIGEN for lmd+); "
+        "random:tiny / random:sd15 for random weights.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+Method = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        help="lmd (the paper's method), lmd+ (with GLIGEN) or sd (plain Stable Diffusion).",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+Steps = Annotated[
+    int | None,
+    typer.Option(
+        "--steps", min=1, help="Denoising steps (default 50).", rich_help_panel=RENDER_PANEL
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=RENDER_PANEL)]
+NoSam = Annotated[
+    bool,
+    typer.Option(
+        "--no-sam",
+        help="Masks from attention only, without SAM.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+SamModel = Annotated[
+    str | None,
+    typer.Option(
+        "--sam",
+        help="SAM model: vit_b (default), vit_l, vit_h, a hub id, a folder, or random:tiny.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+SamCheckpoint = Annotated[
+    Path | None,
+    typer.Option(
+        "--sam-checkpoint",
+        help="A segment-anything .pth checkpoint (else downloaded once into the cache).",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cuda, cuda:1, mps or cpu (default: the best there is).",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+Dtype = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32).",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+Height = Annotated[
+    int | None,
+    typer.Option(
+        "--height", min=8, help="Image height (default: the model's).", rich_help_panel=RENDER_PANEL
+    ),
+]
+Width = Annotated[
+    int | None,
+    typer.Option(
+        "--width", min=8, help="Image width (default: the model's).", rich_help_panel=RENDER_PANEL
+    ),
+]
+Refine = Annotated[
+    bool,
+    typer.Option(
+        "--refine",
+        help="Finish with the SDXL refiner (img2img, strength 0.3).",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
+
+
+def make_planner(llm: str | None, llm_base_url: str | None, no_cache: bool, llm_retries: int):
+    from prompts import Planner
+
+    return Planner(model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries)
+
+
+def render_settings(
+    *,
+    model: str | None,
+    method: str,
+    steps: int | None,
+    no_sam: bool,
+    sam: str | None,
+    sam_checkpoint: Path | None,
+    device: str | None,
+    dtype: str | None,
+    height: int | None,
+    width: int | None,
+    refine: bool,
+):
+    from lmd.api import RenderSettings
+    from lmd.models import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    return RenderSettings(
+        model=model,
+        method=method,
+        steps=steps,
+        sam=not no_sam,
+        sam_model=sam,
+        sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint),
+        device=device,
+        dtype=dtype,
+        height=height,
+        width=width,
+        refine=refine,
+    )

@@ -1,0 +1,319 @@
+"""`Planner`: ask an LLM (any provider, through litellm) for a layout, repair, retry and cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from layouts import Layout, LayoutParseError, LayoutWarning, parse
+from prompts.cache import ReplyCache, cache_key, default_cache_dir
+from prompts.errors import LLMUnavailableError, PlannerError
+from prompts.template import CANVAS, Turn, load_template
+
+# litellm fetches a price list from the internet at import unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+DEFAULT_LLM = "gpt-4.1-mini"
+_PREFIXES = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)\s*[:-]\s*)+")
+
+CORRECTION = (
+    "Your answer could not be read as a layout: {error}\n"
+    "Answer again with the complete layout in exactly this format and nothing else:\n"
+    "Objects: [('a name', [x, y, w, h]), ...]\n"
+    "Background prompt: ...\n"
+    "Negative prompt: ..."
+)
+
+
+def default_model() -> str:
+    """`$LMD_LLM`, else `DEFAULT_LLM`."""
+    return os.environ.get("LMD_LLM") or DEFAULT_LLM
+
+
+def _litellm():
+    """litellm, imported on first use (it takes seconds) and told to stay quiet."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.num_retries = 0
+    return litellm
+
+
+@dataclass
+class PlanResult:
+    """An accepted layout, the raw reply it was read from, and how it was obtained."""
+
+    layout: Layout
+    reply: str
+    attempts: int  # LLM replies read (1 + corrections); 0 when replayed from the cache
+    cached: bool
+    warnings: list[str] = field(default_factory=list)  # boxes clipped or dropped
+
+
+class Planner:
+    """Plans and edits layouts with an LLM through litellm.
+
+    `model` is a litellm model string (`gpt-4.1-mini`, `anthropic/...`, `ollama/...`, or
+    `openai/NAME` with `api_base` for any OpenAI-compatible server); default `$LMD_LLM`, else
+    `DEFAULT_LLM`. `api_base` defaults to `$LMD_LLM_BASE_URL`. `cache` is True (the default
+    folder), a folder, or False. Transport errors, timeouts, 429 and 5xx are retried
+    `max_retries` times with exponential backoff starting at `retry_wait` seconds; an
+    unreadable reply is sent back with the parse error, at most `max_repairs` times.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 0.25,
+        max_tokens: int = 900,
+        cache: bool | str | Path = True,
+        template_dir: str | Path | None = None,
+        max_repairs: int = 2,
+        max_retries: int = 4,
+        timeout: float = 60.0,
+        retry_wait: float = 1.0,
+    ):
+        # 1. Check inputs
+        api_base = api_base if api_base is not None else os.environ.get("LMD_LLM_BASE_URL")
+        if api_base:
+            url = urlsplit(api_base)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    f"the LLM base URL must be an http(s) URL such as "
+                    f"http://localhost:8000/v1, got {api_base!r}"
+                )
+        if max_repairs < 0 or max_retries < 0:
+            raise ValueError(
+                f"`max_repairs` and `max_retries` must be >= 0, got {max_repairs} and {max_retries}"
+            )
+        if max_tokens <= 0 or timeout <= 0:
+            raise ValueError(f"`max_tokens` and `timeout` must be > 0, got {max_tokens}, {timeout}")
+        # 2. Settings
+        self.model = model or default_model()
+        self.api_base = api_base or None
+        self.api_key = api_key
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_repairs = max_repairs
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.retry_wait = retry_wait
+        # 3. Template and cache
+        self.template = load_template(template_dir)
+        if cache is True:
+            cache = default_cache_dir() / "llm"
+        self.cache = ReplyCache(cache) if cache else None
+        self._credentials_checked = False
+
+    def __repr__(self) -> str:
+        return f"Planner(model={self.model!r}, api_base={self.api_base!r})"
+
+    # --- public API ---------------------------------------------------------------------
+
+    def plan(self, caption: str) -> Layout:
+        """The layout for `caption` (any language)."""
+        return self.complete(self.plan_messages(caption)).layout
+
+    def edit(self, history: Sequence[Turn], request: str) -> Layout:
+        """The complete new layout after `request`, given earlier (user text, layout) turns."""
+        return self.complete(self.edit_messages(history, request)).layout
+
+    def plan_messages(self, caption: str) -> list[dict]:
+        _check_text(caption, "caption")
+        return self.template.plan_messages(caption)
+
+    def edit_messages(self, history: Sequence[Turn], request: str) -> list[dict]:
+        _check_text(request, "request")
+        return self.template.edit_messages(history, request)
+
+    def cache_key(self, messages: list[dict], sample: int = 0) -> str:
+        """Key of a reply: model, template hash, messages, sampling settings (and sample #)."""
+        parts = dict(
+            model=self.model,
+            template=self.template.hash,
+            messages=messages,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+        if sample:
+            parts["sample"] = sample
+        return cache_key(**parts)
+
+    def complete(self, messages: list[dict], sample: int = 0) -> PlanResult:
+        """Ask for a layout with `messages`, repairing unreadable replies; raise `PlannerError`.
+
+        `sample` numbers independent answers to the same messages (e.g. benchmark repeats):
+        each has its own cache entry.
+        """
+        # 1. Replay from the cache
+        key = self.cache_key(messages, sample)
+        if self.cache is not None and (reply := self.cache.get(key)) is not None:
+            try:
+                layout, notes = _read(reply)
+            except LayoutParseError:
+                pass  # a damaged entry: ask again and overwrite it
+            else:
+                return _emit(PlanResult(layout, reply, attempts=0, cached=True, warnings=notes))
+        # 2. Ask, sending parse errors back as correction requests
+        conversation = list(messages)
+        problem = ""
+        attempts = self.max_repairs + 1
+        for attempt in range(1, attempts + 1):
+            reply = self._ask(conversation)
+            try:
+                layout, notes = _read(reply)
+            except LayoutParseError as e:
+                problem = str(e)
+                conversation += [
+                    {"role": "assistant", "content": reply},
+                    {"role": "user", "content": CORRECTION.format(error=problem)},
+                ]
+                continue
+            if self.cache is not None:
+                try:
+                    self.cache.put(key, reply, model=self.model, template=self.template.hash)
+                except OSError as e:  # the layout is good; only replaying it later is lost
+                    warnings.warn(f"could not cache the LLM reply: {e}", RuntimeWarning, 2)
+            result = PlanResult(layout, reply, attempts=attempt, cached=False, warnings=notes)
+            return _emit(result)
+        raise PlannerError(
+            f"{self.model} gave no readable layout in {attempts} attempts "
+            f"({attempts - 1} correction requests); last problem: {problem}",
+            attempts=attempts,
+        )
+
+    # --- talking to the LLM -------------------------------------------------------------
+
+    def _ask(self, messages: list[dict]) -> str:
+        """One reply's text; transport problems retried, then raised as `PlannerError`."""
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        litellm = _litellm()
+        model, api_key = self._credentials(litellm)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait_exponential(multiplier=self.retry_wait, max=max(self.retry_wait, 30.0)),
+            retry=retry_if_exception(lambda e: _transient(litellm, e)),
+            reraise=True,
+        )
+        try:
+            response = retrying(
+                litellm.completion,
+                model=model,
+                messages=messages,
+                api_base=self.api_base,
+                api_key=api_key,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                timeout=self.timeout,
+                num_retries=0,
+                max_retries=0,
+                drop_params=True,
+            )
+        except Exception as e:  # litellm maps every provider's errors; none may escape raw
+            raise self._unavailable(litellm, e) from None
+        return response.choices[0].message.content or ""
+
+    def _credentials(self, litellm) -> tuple[str, str | None]:
+        """The model string and key to send; a missing key is one readable error."""
+        model, api_key = self.model, self.api_key
+        try:
+            provider = litellm.get_llm_provider(model)[1]
+        except Exception:
+            if not self.api_base:
+                raise LLMUnavailableError(
+                    f"unknown LLM {model!r}: use a litellm model string such as "
+                    f"'gpt-4.1-mini', 'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3', "
+                    f"or 'openai/NAME' with --llm-base-url"
+                ) from None
+            model, provider = f"openai/{model}", "openai"
+        if api_key is None:
+            env = litellm.validate_environment(model=model)
+            if not env.get("keys_in_environment", True):
+                if not self.api_base:
+                    missing = " or ".join(env.get("missing_keys") or ["its API key"])
+                    raise LLMUnavailableError(
+                        f"no API key for {provider}: set {missing} or use --llm-base-url"
+                    )
+                api_key = "no-key"  # local OpenAI-compatible servers accept any key
+        return model, api_key
+
+    def _unavailable(self, litellm, e: Exception) -> PlannerError:
+        ex = litellm.exceptions
+        where = self.api_base or self.model
+        detail = _short(e)
+        tries = self.max_retries + 1
+        if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError):
+            return LLMUnavailableError(f"the LLM at {where} rejected the API key: {detail}")
+        if isinstance(e, ex.NotFoundError):
+            return LLMUnavailableError(f"the LLM at {where} has no model {self.model!r}: {detail}")
+        if isinstance(e, ex.BadRequestError):
+            return LLMUnavailableError(f"the LLM at {where} rejected the request: {detail}")
+        if isinstance(e, ex.APIConnectionError | ex.Timeout) or _is_connection_error(e):
+            return LLMUnavailableError(
+                f"could not reach the LLM at {where} ({tries} tries): {detail}"
+            )
+        if _transient(litellm, e):
+            return LLMUnavailableError(f"the LLM at {where} kept failing ({tries} tries): {detail}")
+        return LLMUnavailableError(f"asking the LLM at {where} failed: {detail}")
+
+
+def _transient(litellm, e: BaseException) -> bool:
+    """Worth retrying: transport errors, timeouts, 429 and 5xx."""
+    ex = litellm.exceptions
+    if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError | ex.BadRequestError):
+        return False
+    if isinstance(e, ex.NotFoundError):
+        return False
+    transient = (
+        ex.RateLimitError, ex.APIConnectionError, ex.Timeout, ex.InternalServerError,
+        ex.ServiceUnavailableError, ex.BadGatewayError,
+    )  # fmt: skip
+    if isinstance(e, transient):
+        return True
+    status = getattr(e, "status_code", None)
+    return isinstance(e, ex.APIError) and (not isinstance(status, int) or status >= 500)
+
+
+def _read(reply: str) -> tuple[Layout, list[str]]:
+    """Parse a reply on the template canvas, collecting the parser's warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LayoutWarning)
+        layout = parse(reply, *CANVAS)
+    return layout, [str(w.message) for w in caught if issubclass(w.category, LayoutWarning)]
+
+
+def _emit(result: PlanResult) -> PlanResult:
+    for note in result.warnings:
+        warnings.warn(note, LayoutWarning, stacklevel=3)
+    return result
+
+
+def _short(e: BaseException) -> str:
+    """The useful part of a litellm message, without its stacked class-name prefixes."""
+    text = " ".join(str(e).split())
+    text = _PREFIXES.sub("", text).strip() or type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    """No answer at all (refused, DNS, reset), however litellm classified it."""
+    seen: BaseException | None = e
+    while seen is not None:
+        name = type(seen).__name__
+        if name in ("ConnectError", "ConnectTimeout", "APIConnectionError", "RemoteProtocolError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "connection error" in str(e).lower()
+
+
+def _check_text(text: object, what: str) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"the {what} must be non-empty text, got {text!r}")
