@@ -12,6 +12,7 @@ whose tokens fall past the text encoder's 77 in the overall prompt get no overal
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ class Controller:
             latents = generate_overall(
                 run, (background_noise * sigma)[None], prompt, overall_negative
             )
-            image = self._finish(run, latents)
+            image = self._finish(run, latents, prompt)
             return self._result(image, scaled, [], [], 0, 0, run, seeds, start)
 
         with torch.no_grad(), installed(self.pipe.unet, store):
@@ -156,7 +157,7 @@ class Controller:
                 composed=composed, objects=objects, boxes=placed,
             )  # fmt: skip
         # 6. Decode (and refine).
-        image = self._finish(run, latents)
+        image = self._finish(run, latents, prompt)
         box_images = [r.image for r in results]
         return self._result(image, scaled, box_images, masks, generated, reused, run, seeds, start)
 
@@ -230,9 +231,14 @@ class Controller:
             placed.append(PlacedBox(box.name, cells, xyxy, attention))
         return placed, masks, frames, valid
 
-    def _finish(self, run: Run, latents: torch.Tensor) -> Image.Image:
+    def _finish(self, run: Run, latents: torch.Tensor, prompt: str) -> Image.Image:
+        """Decode, then refine (a refiner that takes `prompt` gets the overall prompt)."""
         image = run.decode(latents)[0]
-        return self.refine(image) if self.refine is not None else image
+        if self.refine is None:
+            return image
+        if "prompt" in inspect.signature(self.refine).parameters:
+            return self.refine(image, prompt=prompt)
+        return self.refine(image)
 
     def _result(self, image, layout, box_images, masks, generated, reused, run, seeds, start):
         return RenderResult(
