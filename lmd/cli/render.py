@@ -64,7 +64,7 @@ def render_command(
     finally:
         bars.close()
     files = list(save_outputs(output, result.image, layout).values())
-    if save_intermediates:
+    if save_intermediates and result.box_images:
         files += save_objects(output / "objects", result)
     print(
         f"{method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
