@@ -76,11 +76,12 @@ def test_render_errors_are_one_line(layout_file, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_render_as_a_subprocess_draws_progress_bars(layout_file, tmp_path):
+def test_render_as_a_subprocess(layout_file, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lmd", "render", str(layout_file), "-o", str(out),
            "--model", "random:tiny", "--no-sam", *FAST]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (out / "image.png").exists()
-    assert "boxes" in proc.stderr and "overall" in proc.stderr  # tqdm bars on stderr
+    assert "Traceback" not in proc.stderr  # (progress bars are off when stderr is no terminal)
+    assert "2 objects drawn" in proc.stdout
