@@ -188,3 +188,16 @@ def test_lmd_plus_on_the_tiny_gligen_unet(tiny_gligen_pipe, tiny_sam):
     moved = layout(("a gray cat", 60, 220, 160, 200), ("a dog", 300, 150, 180, 260))
     again = c.render(moved, method="lmd+", cache=cache)
     assert (again.generated, again.reused) == (0, 2)
+
+
+def test_no_guided_steps_and_a_refiner(tiny_pipe):
+    seen = []
+
+    def refine(image, prompt=""):
+        seen.append(prompt)
+        return image.transpose(0)  # a visible change: mirrored
+
+    c = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0), refine=refine)
+    result = c.render(CAT_DOG)
+    assert result.unet_backwards == 0 and result.counts.guidance_forwards == 0
+    assert seen == ["a grassy park with a gray cat, a dog"]

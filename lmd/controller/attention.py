@@ -215,7 +215,9 @@ def installed(unet, store: AttentionStore) -> Iterator[AttentionStore]:
 def layer_resolution(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
     """Height and width of a layer's attention map with `pixels` positions."""
     h, w = latent_hw
-    while h * w > pixels:
+    if pixels < 1:
+        raise ValueError(f"an attention map needs at least one position, got {pixels}")
+    while h * w > pixels and (h, w) != (1, 1):
         h, w = (h + 1) // 2, (w + 1) // 2
     if h * w != pixels:
         raise ValueError(f"cannot place {pixels} attention positions on a {latent_hw} latent")

@@ -221,9 +221,11 @@ class Controller:
             dx, dy = round(off_x / ux) * ux, round(off_y / uy) * uy
             attention = {}
             for layer, maps in res.attention.items():
+                if not maps.numel():
+                    continue
                 rh, rw = res.attention_hw[layer]
                 adx, ady = round(dx * rw / lw), round(dy * rh / lh)
-                attention[layer] = shift_flat(maps, adx, ady, (rh, rw)) if len(maps) else maps
+                attention[layer] = shift_flat(maps, adx, ady, (rh, rw))
             masks.append(shift(res.mask, dx, dy))
             frames.append(shift(res.frames, dx, dy))
             valid.append(shift(torch.ones(lh, lw, dtype=torch.bool), dx, dy))

@@ -81,7 +81,9 @@ def generate_boxes(
             mask=m,
             attention=d.attention,
             attention_hw={
-                k: layer_resolution(v.shape[-1], run.latent_hw) for k, v in d.attention.items()
+                k: layer_resolution(v.shape[-1], run.latent_hw)
+                for k, v in d.attention.items()
+                if v.numel()
             },
             image=d.image,
         )
