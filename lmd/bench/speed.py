@@ -1,0 +1,149 @@
+"""`lmd bench speed`: the same layout drawn with plain SD and with LMD, timed and counted.
+
+Masks come from attention (no SAM), so the figures measure the diffusion controller.
+"UNet evaluations box by box" is what the same per-box work costs when each box runs alone
+(the reference code's schedule): each batched call over N boxes counts N times.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from layouts import Box, Layout
+
+NAMES = ["a grey cat", "a brown dog", "a red ball", "a green tree", "a blue car", "a yellow kite"]
+
+
+def bench_layout(boxes: int) -> Layout:
+    """`boxes` objects side by side on a 512 x 512 canvas, on the ground."""
+    if boxes < 0:
+        raise ValueError(f"`boxes` must be 0 or more but is {boxes}")
+    width = 512 / max(boxes, 1)
+    items = [
+        Box(name=NAMES[i % len(NAMES)], x=i * width + width * 0.1, y=200, w=width * 0.8, h=260)
+        for i in range(boxes)
+    ]
+    return Layout(boxes=items, background="A realistic photo of a park", negative="")
+
+
+@dataclass
+class Timing:
+    method: str
+    seconds: float
+    forwards: int
+    backwards: int
+    stopped_early: int
+    box_by_box_forwards: int
+    box_by_box_backwards: int
+    peak_bytes: int
+
+
+@dataclass
+class SpeedReport:
+    model: str
+    boxes: int
+    steps: int
+    size: tuple[int, int]
+    device: str
+    dtype: str
+    worst_case: bool
+    runs: list[Timing]
+
+    @property
+    def ratio(self) -> float:
+        by = {r.method: r.seconds for r in self.runs}
+        return by["lmd"] / by["sd"]
+
+    def lines(self) -> list[str]:
+        h, w = self.size
+        out = [
+            f"model: {self.model}  boxes: {self.boxes}  steps: {self.steps}  size: {w}x{h}  "
+            f"device: {self.device}  dtype: {self.dtype}"
+            + ("  (worst case: guidance never meets its threshold)" if self.worst_case else "")
+        ]
+        memory = "CUDA max allocated" if self.device.startswith("cuda") else "process peak RSS"
+        for r in self.runs:
+            out.append(
+                f"{r.method:>4}: {r.seconds:8.2f} s  UNet forwards {r.forwards} "
+                f"({r.stopped_early} stopped after the guidance layers)  backwards {r.backwards}  "
+                f"peak memory {r.peak_bytes / 2**20:.0f} MiB ({memory})"
+            )
+        lmd = next(r for r in self.runs if r.method == "lmd")
+        out.append(
+            f"UNet evaluations for {self.boxes} boxes: {lmd.forwards} forwards + "
+            f"{lmd.backwards} backwards batched; box by box: {lmd.box_by_box_forwards} + "
+            f"{lmd.box_by_box_backwards}"
+        )
+        out.append(f"ratio lmd/sd: {self.ratio:.2f}")
+        return out
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def bench_speed(
+    model: str = "random:sd15",
+    *,
+    boxes: int = 3,
+    steps: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    worst_case: bool = False,
+    seed: int = 0,
+    progress=None,
+) -> SpeedReport:
+    """Draw the same `boxes`-object layout with `sd` and `lmd`; time and count both."""
+    from lmd.controller import Controller, LMDConfig
+    from lmd.models import load_pipeline
+
+    pipe = load_pipeline(model, method="lmd", device=device, dtype=dtype)
+    config = LMDConfig() if steps is None else LMDConfig(steps=steps)
+    if worst_case:
+        config = config.replace(loss_threshold=0.0)
+    controller = Controller(pipe, config, model_id=model)
+    layout = bench_layout(boxes)
+    torch_device = pipe.unet.device
+    # Warm-up: the first UNet call pays one-off costs (kernels, allocator) that are not speed.
+    Controller(pipe, LMDConfig(steps=1), model_id=model).render(
+        layout, method="sd", height=height, width=width
+    )
+    runs = []
+    for method in ("sd", "lmd"):
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+            torch.cuda.reset_peak_memory_stats(torch_device)
+        start = time.perf_counter()
+        result = controller.render(
+            layout, seed=seed, method=method, height=height, width=width, callback=progress
+        )
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+        c = result.counts
+        runs.append(
+            Timing(
+                method,
+                time.perf_counter() - start,
+                c.forwards,
+                c.backwards,
+                c.guidance_forwards,
+                c.box_by_box_forwards,
+                c.box_by_box_backwards,
+                _peak_bytes(torch_device),
+            )  # fmt: skip
+        )
+    w, h = result.image.size
+    return SpeedReport(
+        model, boxes, config.steps, (h, w), str(torch_device), str(pipe.unet.dtype).split(".")[-1],
+        worst_case, runs,
+    )  # fmt: skip

@@ -1,0 +1,94 @@
+"""`lmd render LAYOUT.json -o DIR`: draw a layout (stage 2 only, no LLM)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from lmd.cli.app import app
+from lmd.cli.options import (
+    Device,
+    Dtype,
+    Height,
+    Method,
+    Model,
+    NoSam,
+    Refine,
+    SamCheckpoint,
+    SamModel,
+    Seed,
+    Steps,
+    Width,
+    render_settings,
+)  # fmt: skip
+from lmd.cli.progress import Bars
+
+
+@app.command("render")
+def render_command(
+    layout_path: Path = typer.Argument(..., metavar="LAYOUT.json", help="A layout file (JSON)."),
+    output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the files."),
+    model: Model = None,
+    method: Method = "lmd",
+    steps: Steps = None,
+    seed: Seed = 0,
+    no_sam: NoSam = False,
+    sam: SamModel = None,
+    sam_checkpoint: SamCheckpoint = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    height: Height = None,
+    width: Width = None,
+    refine: Refine = False,
+    save_intermediates: bool = typer.Option(
+        False, "--save-intermediates", help="Also write each object's own image and mask."
+    ),
+) -> None:
+    """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json."""
+    from layouts import Layout
+    from lmd.api import Renderer, save_outputs
+
+    layout = Layout.from_json(layout_path.read_text(encoding="utf-8"))
+    if sam is None and sam_checkpoint is None and (model or "").startswith("random:"):
+        sam = "random:tiny"  # random weights: no SAM download either
+    settings = render_settings(
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
+        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
+        refine=refine,
+    )  # fmt: skip
+    bars = Bars()
+    try:
+        result = Renderer(settings).render(layout, seed=seed, progress=bars)
+    finally:
+        bars.close()
+    files = list(save_outputs(output, result.image, layout).values())
+    if save_intermediates and result.box_images:
+        files += save_objects(output / "objects", result)
+    print(
+        f"{method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
+        f"{result.unet_forwards} UNet forwards, {result.unet_backwards} backwards"
+    )
+    for path in files:
+        print(f"wrote {path}")
+
+
+def save_objects(folder: Path, result) -> list[Path]:
+    """Each object's own image (`NN-name.png`) and its mask in place (`NN-name.mask.png`)."""
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from layouts.io import atomic_save_image
+
+    width, height = result.image.size
+    paths = []
+    for i, (box, image, mask) in enumerate(
+        zip(result.layout.boxes, result.box_images, result.masks, strict=True)
+    ):
+        stem = f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', box.name.lower()).strip('-') or 'object'}"
+        big = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest")[0, 0]
+        mask_image = Image.fromarray((big.numpy() * 255).astype("uint8"), mode="L")
+        paths.append(atomic_save_image(image, folder / f"{stem}.png"))
+        paths.append(atomic_save_image(mask_image, folder / f"{stem}.mask.png"))
+    return paths

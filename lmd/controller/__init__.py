@@ -1,0 +1,11 @@
+"""Stage 2: the layout-grounded Stable Diffusion controller (LMD and LMD+).
+
+`Controller(pipe).render(layout)` draws a layout; `LMDConfig` holds every hyperparameter with
+the published defaults; `BoxCache` keeps per-box results between renders for editing.
+"""
+
+from lmd.controller.cache import BoxCache, BoxKey, BoxResult
+from lmd.controller.config import METHODS, LMDConfig
+from lmd.controller.controller import Controller, RenderResult
+
+__all__ = ["METHODS", "BoxCache", "BoxKey", "BoxResult", "Controller", "LMDConfig", "RenderResult"]

@@ -1,0 +1,192 @@
+"""What every denoising phase shares: one render's state, text encoding, counted UNet calls,
+the guidance loop, GLIGEN inputs, decoding.
+
+Classifier-free guidance batches are always ordered [uncond, cond] (stated here, once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lmd.controller.attention import AttentionStore, StopForward
+from lmd.controller.config import LMDConfig
+from lmd.controller.energy import guidance_update, noise_level
+
+Callback = Callable[[str, int, int], None]
+
+
+@dataclass
+class Counts:
+    forwards: int = 0  # UNet calls (a CFG batch of any size is one call)
+    backwards: int = 0
+    guidance_forwards: int = 0  # forwards stopped after the last guidance layer
+    box_by_box_forwards: int = 0  # what the same work costs one box at a time
+    box_by_box_backwards: int = 0
+
+
+@dataclass
+class Run:
+    """One render's state: the pipeline, settings, the attention store and the counters."""
+
+    pipe: object
+    config: LMDConfig
+    method: str
+    store: AttentionStore
+    image_hw: tuple[int, int]
+    latent_hw: tuple[int, int]
+    callback: Callback | None = None
+    counts: Counts = field(default_factory=Counts)
+
+    @property
+    def unet(self):
+        return self.pipe.unet
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipe.unet.dtype
+
+    def scheduler(self):
+        """A fresh scheduler with the pipeline's config (the pipeline's own is left alone)."""
+        scheduler = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
+        scheduler.set_timesteps(self.config.steps, device=self.device)
+        return scheduler
+
+    def progress(self, phase: str, step: int, total: int) -> None:
+        if self.callback is not None:
+            self.callback(phase, step, total)
+
+    # Text.
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        tok = self.pipe.tokenizer
+        ids = tok(
+            texts,
+            padding="max_length",
+            max_length=tok.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        with torch.no_grad():
+            return self.pipe.text_encoder(ids.to(self.device))[0].to(self.dtype)
+
+    def pooled(self, texts: list[str]) -> torch.Tensor:
+        tok = self.pipe.tokenizer
+        inputs = tok(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            return self.pipe.text_encoder(**inputs).pooler_output.to(self.dtype)
+
+    # UNet.
+    def unet_call(self, latents, t, emb, *, gligen: dict | None = None, rows: int = 1):
+        """One counted UNet call; returns None when the store ended it early."""
+        kwargs = {"gligen": dict(gligen)} if gligen is not None else None
+        self.counts.forwards += 1
+        self.counts.box_by_box_forwards += rows
+        try:
+            return self.unet(latents, t, encoder_hidden_states=emb, cross_attention_kwargs=kwargs)[
+                0
+            ]
+        except StopForward:
+            self.counts.guidance_forwards += 1
+            return None
+
+    def cfg_eps(
+        self, latents, t, cfg_emb, scheduler, *, gligen=None, rows: int = 1
+    ) -> torch.Tensor:
+        """Classifier-free guided noise prediction; the batch is [uncond, cond]."""
+        doubled = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        with torch.no_grad():
+            eps = self.unet_call(doubled, t, cfg_emb, gligen=gligen, rows=rows)
+        uncond, cond = eps.chunk(2)
+        return uncond + self.config.cfg_scale * (cond - uncond)
+
+    def guide(
+        self,
+        latents: torch.Tensor,
+        index: int,
+        t,
+        scheduler,
+        energy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Energy guidance at one step for every row of `latents` (Lian et al. 2024, Eq. 3).
+
+        `energy(z, rows)` runs a guidance forward on rows `rows` and returns their energies.
+        A row whose energy is at or below the threshold gets no more updates this step; the
+        energy is recomputed on every iteration, never carried over from an earlier step.
+        """
+        cfg = self.config
+        step = noise_level(scheduler, index, t)
+        active = torch.arange(latents.shape[0], device=latents.device)
+        for _ in range(cfg.iterations(index)):
+            z = latents[active].detach().requires_grad_(True)
+            with torch.enable_grad():
+                e = energy(z, active)
+                over = e.detach() > cfg.loss_threshold
+                if not bool(over.any()):
+                    break
+                (grad,) = torch.autograd.grad((cfg.loss_scale * e[over]).sum(), z)
+            self.counts.backwards += 1
+            self.counts.box_by_box_backwards += int(over.sum())
+            latents = latents.clone()
+            latents[active[over]] = guidance_update(z.detach()[over], grad[over], step)
+            active = active[over]
+        return latents.detach()
+
+    # GLIGEN.
+    def gligen(self, boxes: list[list[tuple]], phrases: list[list[str]], cfg: bool) -> dict:
+        """Grounding inputs for rows of (normalised xyxy boxes, phrases); [uncond, cond] if cfg."""
+        slots = self.config.gligen_max_objects
+        dim = self.unet.config.cross_attention_dim
+        rows = len(boxes)
+        box_t = torch.zeros(rows, slots, 4, device=self.device, dtype=self.dtype)
+        emb_t = torch.zeros(rows, slots, dim, device=self.device, dtype=self.dtype)
+        mask_t = torch.zeros(rows, slots, device=self.device, dtype=self.dtype)
+        for r, (row_boxes, row_phrases) in enumerate(zip(boxes, phrases, strict=True)):
+            n = min(len(row_boxes), slots)
+            if n == 0:
+                continue
+            box_t[r, :n] = torch.tensor(row_boxes[:n], dtype=self.dtype)
+            emb_t[r, :n] = self.pooled(row_phrases[:n])
+            mask_t[r, :n] = 1
+        if cfg:
+            box_t, emb_t = torch.cat([box_t, box_t]), torch.cat([emb_t, emb_t])
+            mask_t = torch.cat([torch.zeros_like(mask_t), mask_t])
+        return {"boxes": box_t, "positive_embeddings": emb_t, "masks": mask_t}
+
+    @contextlib.contextmanager
+    def fusers(self) -> Iterator[Callable[[bool], None]]:
+        """Yield a switch for GLIGEN's gated layers; they are turned back on afterwards."""
+        from diffusers.models.attention import GatedSelfAttentionDense
+
+        modules = [m for m in self.unet.modules() if isinstance(m, GatedSelfAttentionDense)]
+        before = [m.enabled for m in modules]
+
+        def switch(on: bool) -> None:
+            for m in modules:
+                m.enabled = on
+
+        try:
+            yield switch
+        finally:
+            for m, state in zip(modules, before, strict=True):
+                m.enabled = state
+
+    # Images.
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        vae = self.pipe.vae
+        with torch.no_grad():
+            x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor)[0]
+        x = (x.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in (x * 255).round().astype(np.uint8)]
+
+
+def is_gligen(unet) -> bool:
+    return getattr(unet, "position_net", None) is not None

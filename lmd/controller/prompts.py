@@ -1,0 +1,129 @@
+"""Prompts of the per-box and overall generations, and the tokens each object is guided on.
+
+Per box: `"{background} with {name}"`. Overall: `"{background} with {phrases}"`, identical
+names counted ("a panda" x2 -> "two pandas"). An object's tokens are found by tokenizing:
+the prompt is built from pieces, the token count of the text before a name gives where the
+name's tokens start, and the ids there are checked against the name tokenized alone (with a
+search over ids, never over token text, when a tokenizer merges across the boundary).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Words after which a name stops describing its head noun ("a cup of coffee" -> "cup").
+_POST_HEAD = frozenset(
+    ("with", "of", "in", "on", "at", "under", "over", "behind", "beside", "near", "by", "from",
+     "for", "that", "which", "who", "wearing", "holding", "carrying", "sitting", "standing",
+     "lying", "riding", "eating", "made")
+)  # fmt: skip
+_ARTICLES = ("a ", "an ", "the ", "one ")
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+            "eleven", "twelve")  # fmt: skip
+_IRREGULAR = {
+    "person": "people", "man": "men", "woman": "women", "child": "children",
+    "mouse": "mice", "goose": "geese", "foot": "feet", "tooth": "teeth", "sheep": "sheep",
+    "fish": "fish", "deer": "deer", "knife": "knives", "leaf": "leaves", "wolf": "wolves",
+    "shelf": "shelves", "loaf": "loaves", "calf": "calves", "bus": "buses", "ox": "oxen",
+}  # fmt: skip
+
+
+def head_word_index(words: list[str]) -> int:
+    """Index of the head noun of a name: the last word before a preposition or participle."""
+    for i, word in enumerate(words):
+        if i > 0 and word.lower() in _POST_HEAD:
+            return i - 1
+    return len(words) - 1
+
+
+def pluralize(word: str) -> str:
+    low = word.lower()
+    if low in _IRREGULAR:
+        return _IRREGULAR[low]
+    if re.search(r"(s|x|z|ch|sh)$", low):
+        return word + "es"
+    if re.search(r"[^aeiou]y$", low):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def count_phrase(name: str, count: int) -> str:
+    """`name` as the overall prompt says it: itself once, "two pandas" for two "a panda"."""
+    if count == 1:
+        return name
+    low = name.lower()
+    for article in _ARTICLES:
+        if low.startswith(article):
+            name = name[len(article) :]
+            break
+    words = name.split()
+    h = head_word_index(words)
+    words[h] = pluralize(words[h])
+    number = _NUMBERS[count] if count < len(_NUMBERS) else str(count)
+    return " ".join([number, *words])
+
+
+def box_prompt(background: str, name: str) -> str:
+    return f"{background} with {name}"
+
+
+def overall_phrases(names: list[str]) -> tuple[list[str], list[list[int]]]:
+    """Unique names in first-seen order as counted phrases, and the boxes of each."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    phrases = [count_phrase(name, len(idx)) for name, idx in groups.items()]
+    return phrases, list(groups.values())
+
+
+def overall_prompt(background: str, phrases: list[str]) -> str:
+    return f"{background} with {', '.join(phrases)}" if phrases else background
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token positions of one object in a prompt (indices into the text encoder's 77)."""
+
+    noun: tuple[int, ...]  # the head noun's tokens: the energy is averaged over these
+    word: int | None  # the head noun's last token: mask attention and attention transfer
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def locate(tokenizer, prompt: str, phrase: str, start_char: int) -> Tokens:
+    """Tokens of `phrase`'s head noun, where `phrase` sits at `prompt[start_char:]`."""
+    limit = tokenizer.model_max_length - 1  # the last position is the end-of-text token
+    ids = _ids(tokenizer, prompt)
+    phrase_ids = _ids(tokenizer, phrase)
+    start = 1 + len(_ids(tokenizer, prompt[:start_char])) if start_char else 1
+    if ids[start - 1 : start - 1 + len(phrase_ids)] != phrase_ids:
+        start = 1 + _find(ids, phrase_ids, start - 1)
+    words = phrase.split()
+    h = head_word_index(words)
+    end = start + len(_ids(tokenizer, " ".join(words[: h + 1])))
+    noun = tuple(i for i in range(end - len(_ids(tokenizer, words[h])), end) if i < limit)
+    return Tokens(noun=noun, word=noun[-1] if noun else None)
+
+
+def _find(ids: list[int], sub: list[int], near: int) -> int:
+    hits = [i for i in range(len(ids) - len(sub) + 1) if ids[i : i + len(sub)] == sub]
+    if not hits:
+        raise ValueError(f"cannot find token ids {sub} in the prompt's ids {ids}")
+    return min(hits, key=lambda i: abs(i - near))
+
+
+def box_tokens(tokenizer, background: str, name: str) -> Tokens:
+    prompt = box_prompt(background, name)
+    return locate(tokenizer, prompt, name, len(prompt) - len(name))
+
+
+def overall_tokens(tokenizer, background: str, phrases: list[str]) -> list[Tokens]:
+    prompt = overall_prompt(background, phrases)
+    out, pos = [], len(f"{background} with ")
+    for phrase in phrases:
+        out.append(locate(tokenizer, prompt, phrase, pos))
+        pos += len(phrase) + len(", ")
+    return out

@@ -1,0 +1,203 @@
+"""The controller end to end on tiny random models (CPU, a few steps)."""
+
+import warnings
+
+import pytest
+import torch
+
+from layouts.model import Box, Layout
+from lmd.controller import BoxCache, Controller, LMDConfig
+from lmd.controller.attention import AttentionStore, installed
+from lmd.controller.engine import Run
+from lmd.controller.noise import gaussian
+from lmd.controller.per_box import generate_boxes
+
+STEPS = 5
+# Threshold 0 forces every guidance iteration, the worst case, so the tests exercise it.
+FORCED = {"steps": STEPS, "loss_threshold": 0.0}
+
+
+def layout(*boxes, background="a grassy park"):
+    return Layout(boxes=[Box(name=n, x=x, y=y, w=w, h=h) for n, x, y, w, h in boxes],
+                  background=background, negative="dark")  # fmt: skip
+
+
+CAT_DOG = layout(("a gray cat", 40, 220, 160, 200), ("a dog", 300, 150, 180, 260))
+
+
+def controller(pipe, **config):
+    return Controller(pipe, LMDConfig(**{"steps": STEPS, **config}), model_id="random:tiny")
+
+
+def test_batched_per_box_equals_box_by_box(tiny_pipe):
+    c = controller(tiny_pipe, **FORCED)
+    three = layout(("a gray cat", 40, 220, 160, 200), ("a dog", 300, 150, 180, 260),
+                   ("a red ball", 200, 400, 80, 80))  # fmt: skip
+    results = {}
+    for batch in (3, 1):
+        c.config = c.config.replace(box_batch_size=batch)
+        store = AttentionStore(c.layers)
+        run = Run(tiny_pipe, c.config, "lmd", store, (128, 128), (16, 16))
+        jobs = c.box_jobs(run, three.scaled(128, 128), [1, 2, 3], 0)
+        with torch.no_grad(), installed(tiny_pipe.unet, store):
+            noise = gaussian(0, (4, 16, 16))
+            results[batch] = generate_boxes(run, jobs, noise, "a grassy park", "dark")
+        results[f"counts{batch}"] = run.counts
+    for a, b in zip(results[3], results[1], strict=True):
+        assert torch.allclose(a.frames, b.frames, atol=1e-4)
+        for layer in a.attention:
+            assert torch.allclose(a.attention[layer], b.attention[layer], atol=1e-5)
+        assert torch.equal(a.mask, b.mask)
+    batched, single = results["counts3"], results["counts1"]
+    assert batched.box_by_box_forwards == single.forwards  # the same work, fewer calls
+    assert batched.forwards * 3 == single.forwards and batched.backwards * 3 == single.backwards
+
+
+def test_lmd_renders_deterministically_and_counts_its_work(tiny_pipe):
+    c = controller(tiny_pipe, **FORCED)
+    phases = []
+    first = c.render(CAT_DOG, seed=3, callback=lambda p, s, n: phases.append((p, s, n)))
+    second = c.render(CAT_DOG, seed=3)
+    assert first.image.tobytes() == second.image.tobytes()
+    assert first.image.size == (128, 128) and first.layout.width == 128
+    assert (first.generated, first.reused) == (2, 0)
+    assert len(first.box_images) == 2 and len(first.masks) == 2
+    assert all(m.shape == (16, 16) and m.any() for m in first.masks)
+    assert ("boxes", STEPS, STEPS) in phases and ("overall", STEPS, STEPS) in phases
+    guided = c.config.guidance_until
+    iters = sum(c.config.iterations(i) for i in range(guided))
+    # Per box: STEPS CFG calls + (iters + 0) guidance calls; the same overall.
+    assert first.unet_forwards == 2 * (STEPS + iters)
+    assert first.unet_backwards == 2 * iters
+    assert first.counts.guidance_forwards == 2 * iters
+    assert c.render(CAT_DOG, seed=4).image.tobytes() != first.image.tobytes()
+
+
+def test_sd_method_and_layouts_without_boxes(tiny_pipe):
+    c = controller(tiny_pipe)
+    sd = c.render(CAT_DOG, method="sd")
+    assert (sd.unet_forwards, sd.unet_backwards, sd.generated) == (STEPS, 0, 0)
+    empty = layout()
+    lmd = c.render(empty, method="lmd")  # nothing to ground: plain SD from the background
+    assert lmd.image.tobytes() == c.render(empty, method="sd").image.tobytes()
+    assert lmd.box_images == [] and lmd.unet_forwards == STEPS
+
+
+def test_bad_inputs_fail_fast_naming_the_argument(tiny_pipe):
+    c = controller(tiny_pipe)
+    with pytest.raises(ValueError, match="`height` and `width`.*100 and 128"):
+        c.render(CAT_DOG, height=100, width=128)
+    with pytest.raises(ValueError, match="`method`.*'dalle'"):
+        c.render(CAT_DOG, method="dalle")
+    with pytest.raises(ValueError, match="GLIGEN"):
+        c.render(CAT_DOG, method="lmd+")
+    with pytest.raises(ValueError, match="`object_seeds`"):
+        c.render(CAT_DOG, object_seeds=[1])
+    with pytest.raises(ValueError, match="`seed`"):
+        c.render(CAT_DOG, seed=-1)
+
+
+def test_box_off_canvas_and_other_sizes(tiny_pipe):
+    c = controller(tiny_pipe, steps=3)
+    off = layout(("a cat", -100, 400, 300, 300))  # mostly off the canvas
+    result = c.render(off, height=64, width=192)
+    assert result.image.size == (192, 64) and result.masks[0].shape == (8, 24)
+
+
+def test_forty_boxes_render_in_batches(tiny_pipe):
+    c = controller(tiny_pipe, steps=2, box_batch_size=16)
+    boxes = [(f"a {w}", (i % 8) * 64, (i // 8) * 100, 60, 90) for i, w in
+             enumerate(["cat", "dog", "ball", "tree", "car"] * 8)]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = c.render(layout(*boxes))
+    assert result.generated == 40 and len(result.masks) == 40
+    # 5 distinct names fit the overall prompt; nothing is cut off here.
+    assert not [w for w in caught if "overall prompt" in str(w.message)]
+    assert result.counts.box_by_box_forwards >= 40 * 2
+
+
+def test_object_seeds_follow_the_object_not_its_position(tiny_pipe):
+    c = controller(tiny_pipe, steps=2)
+    a = c.render(CAT_DOG, seed=1).object_seeds
+    swapped = Layout(boxes=list(reversed(CAT_DOG.boxes)), background=CAT_DOG.background)
+    b = c.render(swapped, seed=1).object_seeds
+    assert a == list(reversed(b)) and a[0] != a[1]
+    assert c.render(CAT_DOG, seed=1, object_seeds=[7, None]).object_seeds == [7, a[1]]
+
+
+def test_cache_reuses_a_moved_object_exactly(tiny_pipe):
+    c = controller(tiny_pipe, **FORCED)
+    cache = BoxCache()
+    first = c.render(CAT_DOG, seed=5, cache=cache)
+    assert (first.generated, first.reused, len(cache)) == (2, 0, 2)
+    moved = layout(("a gray cat", 200, 220, 160, 200), ("a dog", 300, 150, 180, 260))
+    again = c.render(moved, seed=5, cache=cache)
+    assert (again.generated, again.reused) == (0, 2)
+    fresh = c.render(moved, seed=5)
+    assert again.image.tobytes() == fresh.image.tobytes()  # LMD draws centred: exact reuse
+    assert again.unet_forwards < fresh.unet_forwards
+    resized = layout(("a gray cat", 200, 220, 100, 120), ("a dog", 300, 150, 180, 260))
+    third = c.render(resized, seed=5, cache=cache)
+    assert (third.generated, third.reused) == (1, 1)
+
+
+class EmptySam:
+    """A segmenter that finds nothing: masks must fall back to the boxes."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def segment(self, images, *, points=None, boxes=None):
+        self.calls += 1
+        w, h = images[0].size
+        return torch.zeros(len(images), 3, h, w, dtype=torch.bool), torch.ones(len(images), 3)
+
+
+def test_empty_sam_masks_fall_back_to_the_box(tiny_pipe):
+    sam = EmptySam()
+    c = Controller(tiny_pipe, LMDConfig(steps=2), segmenter=sam)
+    result = c.render(CAT_DOG)
+    assert sam.calls == 1  # all boxes in one call
+    assert all(m.any() for m in result.masks)
+
+
+def test_tiny_sam_path(tiny_pipe, tiny_sam):
+    c = Controller(tiny_pipe, LMDConfig(steps=3), segmenter=tiny_sam)
+    result = c.render(CAT_DOG)
+    assert len(result.masks) == 2 and all(m.any() for m in result.masks)
+
+
+def test_lmd_plus_on_the_tiny_gligen_unet(tiny_gligen_pipe, tiny_sam):
+    from diffusers.models.attention import GatedSelfAttentionDense
+
+    fusers = [m for m in tiny_gligen_pipe.unet.modules() if isinstance(m, GatedSelfAttentionDense)]
+    with torch.no_grad():
+        for m in fusers:  # random GLIGEN layers start closed (tanh(0) = 0); open them
+            m.alpha_attn.fill_(1.0)
+            m.alpha_dense.fill_(1.0)
+    c = Controller(tiny_gligen_pipe, LMDConfig(**FORCED), segmenter=tiny_sam)
+    cache = BoxCache()
+    plus = c.render(CAT_DOG, method="lmd+", cache=cache)
+    assert plus.generated == 2 and plus.unet_backwards > 0  # overall guidance only
+    guided = c.config.guidance_until
+    iters = sum(c.config.iterations(i) for i in range(guided))
+    assert plus.unet_backwards == iters  # no per-box guidance for LMD+
+    assert all(m.enabled for m in fusers)  # scheduled sampling restored afterwards
+    assert plus.image.tobytes() != c.render(CAT_DOG, method="lmd").image.tobytes()
+    moved = layout(("a gray cat", 60, 220, 160, 200), ("a dog", 300, 150, 180, 260))
+    again = c.render(moved, method="lmd+", cache=cache)
+    assert (again.generated, again.reused) == (0, 2)
+
+
+def test_no_guided_steps_and_a_refiner(tiny_pipe):
+    seen = []
+
+    def refine(image, prompt=""):
+        seen.append(prompt)
+        return image.transpose(0)  # a visible change: mirrored
+
+    c = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0), refine=refine)
+    result = c.render(CAT_DOG)
+    assert result.unet_backwards == 0 and result.counts.guidance_forwards == 0
+    assert seen == ["a grassy park with a gray cat, a dog"]
