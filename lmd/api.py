@@ -60,8 +60,11 @@ def load_controller(settings: RenderSettings) -> Controller:
     if settings.sam and settings.method != "sd":
         from lmd.sam import load_segmenter
 
+        sam_model = settings.sam_model
+        if sam_model is None and settings.sam_checkpoint is None and model.startswith("random:"):
+            sam_model = "random:tiny"  # random weights: no SAM download either
         segmenter = load_segmenter(
-            settings.sam_model,
+            sam_model,
             checkpoint=settings.sam_checkpoint,
             device=settings.device,
             dtype=settings.dtype,

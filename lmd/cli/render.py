@@ -23,6 +23,7 @@ from lmd.cli.options import (
     Width,
     render_settings,
 )  # fmt: skip
+from lmd.cli.plan import layout_warnings_to_stderr
 from lmd.cli.progress import Bars
 
 
@@ -47,12 +48,11 @@ def render_command(
     ),
 ) -> None:
     """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json."""
-    from layouts import Layout
+    from layouts import parse
     from lmd.api import Renderer, save_outputs
 
-    layout = Layout.from_json(layout_path.read_text(encoding="utf-8"))
-    if sam is None and sam_checkpoint is None and (model or "").startswith("random:"):
-        sam = "random:tiny"  # random weights: no SAM download either
+    with layout_warnings_to_stderr():
+        layout = parse(layout_path.read_text(encoding="utf-8"))
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
@@ -88,7 +88,7 @@ def save_objects(folder: Path, result) -> list[Path]:
     ):
         stem = f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', box.name.lower()).strip('-') or 'object'}"
         big = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest")[0, 0]
-        mask_image = Image.fromarray((big.numpy() * 255).astype("uint8"), mode="L")
+        mask_image = Image.fromarray((big.cpu().numpy() * 255).astype("uint8"), mode="L")
         paths.append(atomic_save_image(image, folder / f"{stem}.png"))
         paths.append(atomic_save_image(mask_image, folder / f"{stem}.mask.png"))
     return paths
