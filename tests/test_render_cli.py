@@ -72,7 +72,14 @@ def test_render_errors_are_one_line(layout_file, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"boxes": []}')
     assert run(["render", str(bad), "-o", out, "--model", "random:tiny"]) == 1
-    assert capsys.readouterr().err.startswith("error:")
+    assert (
+        capsys.readouterr().err
+        == f"error: {str(bad)!r} is not a layout: the JSON has no 'background' text\n"
+    )
+    missing = tmp_path / "missing.json"
+    assert run(["render", str(missing), "-o", out]) == 1
+    assert capsys.readouterr().err == f"error: No such file or directory: {str(missing)!r}\n"
+    assert not (tmp_path / "out").exists()  # nothing written on failure
 
 
 @pytest.mark.slow

@@ -28,6 +28,10 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
     from layouts.errors import LmdError
 
+    # The libraries' own notices (deprecations, torchvision fallbacks) are not for our users.
+    for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+        os.environ.setdefault(var, "error")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         app(args=argv, prog_name="lmd", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -41,7 +45,13 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except (LmdError, OSError, ValueError) as e:
+    except OSError as e:
+        if os.environ.get("LMD_DEBUG"):
+            raise
+        where = f": {str(e.filename)!r}" if e.filename else ""
+        print(f"error: {e.strerror or _one_line(e)}{where}", file=sys.stderr)
+        return 1
+    except (LmdError, ValueError) as e:
         if os.environ.get("LMD_DEBUG"):
             raise
         print(f"error: {_one_line(e)}", file=sys.stderr)

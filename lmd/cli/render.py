@@ -48,11 +48,14 @@ def render_command(
     ),
 ) -> None:
     """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json."""
-    from layouts import parse
+    from layouts import LayoutParseError, parse
     from lmd.api import Renderer, save_outputs
 
-    with layout_warnings_to_stderr():
-        layout = parse(layout_path.read_text(encoding="utf-8"))
+    try:
+        with layout_warnings_to_stderr():
+            layout = parse(layout_path.read_text(encoding="utf-8"))
+    except LayoutParseError as e:
+        raise LayoutParseError(f"{str(layout_path)!r} is not a layout: {e}") from None
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
