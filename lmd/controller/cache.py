@@ -47,7 +47,7 @@ class BoxResult:
 
 
 class BoxCache:
-    """Least-recently-used store of `BoxResult`s by `BoxKey`; tensors stay on their device."""
+    """Least-recently-used store of `BoxResult`s (kept on the CPU), keyed by `BoxKey`."""
 
     def __init__(self, max_entries: int | None = 256):
         if max_entries is not None and max_entries < 1:

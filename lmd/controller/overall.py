@@ -64,7 +64,10 @@ def generate_overall(
     guided = cfg.overall_guidance and bool(objects) and run.method != "sd"
     energy = _overall_energy(run, objects, boxes, cond, gl_cond, scheduler) if guided else None
     latents = latents.to(run.device, run.dtype)
-    frozen = composed.union.to(run.device) if composed is not None else None
+    frozen = targets = None
+    if composed is not None:  # moved to the device once, not once per step
+        frozen = composed.union.to(run.device)
+        targets = composed.frames[: cfg.frozen_steps + 1].to(run.device, run.dtype)
     with run.fusers() as fusers:
         for i, t in enumerate(scheduler.timesteps):
             fusers(plus and i < cfg.gligen_steps)
@@ -75,8 +78,7 @@ def generate_overall(
             eps = run.cfg_eps(latents, t, cfg_emb, scheduler, gligen=gl_cfg)
             latents = scheduler.step(eps, t, latents).prev_sample
             if frozen is not None and i < cfg.frozen_steps:
-                target = composed.frames[i + 1].to(run.device, run.dtype)
-                latents = torch.where(frozen, target, latents)
+                latents = torch.where(frozen, targets[i + 1], latents)
             run.progress("overall", i + 1, cfg.steps)
     return latents
 
@@ -100,6 +102,8 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
             for b in o.boxes:
                 self.word_col[b] = len(cols) - 1  # the noun's last token is the word token
         self.columns = torch.tensor([cols])
+        # Each box's own attention (transfer targets), on the device once for all steps.
+        self.refs = [{k: v.to(run.device) for k, v in b.attention.items()} for b in boxes]
         self._masks: dict[int, tuple] = {}
 
     def masks(self, pixels: int):
@@ -142,7 +146,7 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
             return 0
         loss = 0
         for o in self.objects:
-            refs = [self.boxes[b].attention.get(layer) for b in o.boxes]
+            refs = [self.refs[b].get(layer) for b in o.boxes]
             usable = [
                 (b, r)
                 for b, r in zip(o.boxes, refs, strict=True)
@@ -151,7 +155,7 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
             if not usable:
                 continue
             attn = torch.stack([a[0, :, :, self.word_col[b]] for b, _ in usable])
-            ref = torch.stack([r[self.step] for _, r in usable]).to(a.device)
+            ref = torch.stack([r[self.step] for _, r in usable])
             masks = torch.stack([per_box[b] for b, _ in usable])
             l1 = transfer_loss(attn, ref, masks, cfg.transfer_eps)
             loss = loss + cfg.transfer_weight * l1.sum() / len(o.boxes)

@@ -117,7 +117,8 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
     energy = BoxEnergy(run, [j.cells for j in jobs], [j.tokens for j in jobs], cond, gl_cond)
     energy.scheduler = scheduler
 
-    frames = [latents.cpu()]
+    # Everything the loop keeps stays on the device; it moves to the CPU once, after the loop.
+    frames = [latents]
     saved: dict[str, list[torch.Tensor]] = {k: [] for k in layers.guidance}
     mask_sum, mask_count = None, 0
     guided = cfg.box_guidance(run.method)
@@ -134,24 +135,28 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
             eps = run.cfg_eps(latents, t, cfg_emb, scheduler, gligen=gl_cfg, rows=n)
             for layer in layers.guidance:
                 if layer in store.maps:
-                    saved[layer].append(store.maps[layer][..., 0].cpu())
+                    saved[layer].append(store.maps[layer][..., 0])
             if layers.mask in store.maps:
                 m = store.maps[layers.mask][..., 0].mean(1)
                 mask_sum = m if mask_sum is None else mask_sum + m
                 mask_count += 1
             store.clear()
             latents = scheduler.step(eps, t, latents).prev_sample
-            frames.append(latents.cpu())
+            frames.append(latents)
             run.progress("boxes", chunk * len(scheduler.timesteps) + i + 1, chunks * cfg.steps)
     images = run.decode(latents)
-    frames_t = torch.stack(frames, dim=1)  # [N, S+1, C, h, w]
+    frames_t = torch.stack(frames, dim=1).cpu()  # [N, S+1, C, h, w]
     mask_hw = layer_resolution(mask_sum.shape[-1], run.latent_hw)
     mask_attn = (mask_sum / mask_count).reshape(n, *mask_hw).cpu()
+    # layer -> [N, G, heads, P] (G guided steps), or nothing when no step was guided
+    stacked = {
+        layer: torch.stack(steps, dim=1).cpu() if steps else None for layer, steps in saved.items()
+    }
     out = []
     for k in range(n):
         attention = {
-            layer: torch.stack([s[k] for s in steps]) if steps else torch.empty(0)
-            for layer, steps in saved.items()
+            layer: maps[k] if maps is not None else torch.empty(0)
+            for layer, maps in stacked.items()
         }
         out.append(_Drawn(frames_t[k], attention, mask_attn[k], images[k]))
     return out
