@@ -90,7 +90,9 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(self.rfile.read(length) or b"{}")
             except json.JSONDecodeError:
                 return self._send(400, {"error": {"message": "body is not JSON"}})
-            reply, delay = server._next(body, dict(self.headers))
+            # HTTP header names are case-insensitive; clients differ in how they spell them.
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            reply, delay = server._next(body, headers)
             if delay:
                 time.sleep(delay)
             if isinstance(reply, int):

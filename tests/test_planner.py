@@ -33,7 +33,7 @@ def test_good_reply_is_a_layout_and_the_request_is_the_template(llm_server, make
     assert request["model"] == "test-model"
     assert request["temperature"] == 0.25 and request["max_tokens"] == 900
     assert request["messages"] == planner.plan_messages("a cat and a dog on a lawn without birds")
-    assert llm_server.headers[0]["Authorization"] == "Bearer sk-test-key"
+    assert llm_server.headers[0]["authorization"] == "Bearer sk-test-key"
 
 
 def test_chatter_and_markdown_fences_around_the_answer(llm_server, make_planner):
