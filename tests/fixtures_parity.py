@@ -20,7 +20,6 @@ class ParityRun:
 def render(s: Scenario, config, comparison: Comparison, cache=None, **seeds):
     """Draw `s` with lmd's real `Controller` on the recording's model and segmenter."""
     from lmd.controller import Controller
-
     from tests.parity_fixture import pipeline
 
     segmenter = s.segmenter()

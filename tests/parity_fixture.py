@@ -193,7 +193,8 @@ class Comparison:
                 kind = kind_of(name)
                 self.worst[kind] = max(self.worst.get(kind, 0.0), err)
                 if ref_step != step:
-                    self._differ(name, k, step, math.inf, f"the paper's code has it at step {ref_step}")
+                    detail = f"the paper's code has it at step {ref_step}"
+                    self._differ(name, k, step, math.inf, detail)
                 elif err > allowed(name, ref):
                     self._differ(name, k, step, err, _describe(value, ref, err))
         if self.stop_after in (name, (name, step)):
@@ -208,8 +209,8 @@ class Comparison:
         """Record every recorded value lmd never reported (call after a complete render)."""
         for name, refs in self.expected.items():
             for k in range(self.seen[name], len(refs)):
-                step = refs[k][0]
-                self.differences.append(Difference(name, k, step, math.inf, "lmd never computed it"))
+                missing = Difference(name, k, refs[k][0], math.inf, "lmd never computed it")
+                self.differences.append(missing)
         return self
 
     @property
@@ -229,7 +230,7 @@ def _describe(value: torch.Tensor, ref: torch.Tensor, err: float) -> str:
     if ref.dtype == torch.uint8:
         return f"pixels differ by up to {int(err)} levels"
     if ref.numel() == 1:
-        return f"{float(value):.7g} where the paper's code has {float(ref):.7g} (relative {err:.2e})"
+        return f"{float(value):.7g} where the paper's code has {float(ref):.7g} ({err:.2e})"
     return f"largest difference {err:.2e} relative to the reference's magnitude"
 
 

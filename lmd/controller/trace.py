@@ -20,7 +20,7 @@ per step, else None. Names are stable across versions; `i` is the box's index in
 | `box{i}.placed_mask` | [h, w] bool | the mask shifted into its box (what composition uses) |
 | `composed` | [steps + 1, C, h, w] | the composed frames (frame 0: the overall start) |
 | `overall.energy` | [] | every overall guidance energy evaluated, in order |
-| `overall.latents` | [C, h, w] | the scheduler's output at each step (before frozen cells are reset) |
+| `overall.latents` | [C, h, w] | the scheduler's output each step (before frozen cells reset) |
 | `final_latents` | [1, C, h, w] | before decoding |
 | `image` | [H, W, 3] uint8 | the decoded picture, before any refiner |
 
