@@ -27,7 +27,7 @@ from lmd.controller.cache import BoxCache, BoxKey, BoxResult
 from lmd.controller.compose import compose, shift, shift_flat
 from lmd.controller.config import METHODS, LMDConfig
 from lmd.controller.engine import Callback, Counts, Run, is_gligen
-from lmd.controller.masks import centre_of_mass, shift_unit
+from lmd.controller.masks import centring_offset, shift_unit
 from lmd.controller.noise import centred, gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
 from lmd.controller.per_box import BoxJob, generate_boxes
@@ -233,10 +233,9 @@ class Controller:
             if run.method == "lmd+":
                 off_x, off_y = cells.x - res.cells.x, cells.y - res.cells.y
             else:
-                mx, my = centre_of_mass(res.mask)
                 cx, cy = box.center
-                half = 0.5 if self.config.centre_half_cell else 0.0  # the paper's code: none
-                off_x, off_y = cx * lw / iw - (mx + half), cy * lh / ih - (my + half)
+                target = (cx * lw / iw, cy * lh / ih)
+                off_x, off_y = centring_offset(res.mask, target, self.config.centre_half_cell)
             dx, dy = round(off_x / ux) * ux, round(off_y / uy) * uy
             attention = {}
             for layer, maps in res.attention.items():

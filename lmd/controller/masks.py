@@ -143,6 +143,20 @@ def centre_of_mass(mask: torch.Tensor) -> tuple[float, float]:
     return (float((m.sum(0) * xs).sum() / total), float((m.sum(1) * ys).sum() / total))
 
 
+def centring_offset(
+    mask: torch.Tensor, target: tuple[float, float], half_cell: bool = True
+) -> tuple[float, float]:
+    """(x, y) in cells that moves `mask`'s centre onto `target` (in cells, continuous).
+
+    Cell i covers [i, i + 1), so a mask's centre is its mean index plus half a cell; the
+    paper's code leaves the half cell out (`half_cell=False`), so its masks land half a cell
+    down and right of where it aims before the shift is rounded to the grid.
+    """
+    mx, my = centre_of_mass(mask)
+    half = 0.5 if half_cell else 0.0
+    return target[0] - (mx + half), target[1] - (my + half)
+
+
 def shift_unit(latent_size: int, coarsest: int, grid: int) -> int:
     """Shift step in latent cells: 1/grid of the image, a whole cell at every attention size."""
     cell = math.ceil(latent_size / coarsest)

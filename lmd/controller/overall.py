@@ -56,7 +56,7 @@ def generate_overall(
     plus = run.method == "lmd+" and bool(boxes)
     gl_cfg = gl_cond = None
     if plus:
-        xyxy, names = _grounding(cfg, objects, boxes)
+        xyxy, names = grounding(cfg, objects, boxes)
         gl_cfg = run.gligen(xyxy, names, cfg=True)
         gl_cond = run.gligen(xyxy, names, cfg=False, null=cfg.plus_guidance_grounding == "null")
     objects = [o for o in objects if o.tokens.guided]
@@ -84,7 +84,7 @@ def generate_overall(
     return latents
 
 
-def _grounding(cfg, objects: list[OverallObject], boxes: list[PlacedBox]):
+def grounding(cfg, objects: list[OverallObject], boxes: list[PlacedBox]):
     """GLIGEN's boxes and phrases for the overall image (one row), at most its slot count.
 
     The paper's code grounds the first boxes in prompt order, each on its object's counted
