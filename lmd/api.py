@@ -41,6 +41,7 @@ class RenderSettings:
     height: int | None = None
     width: int | None = None
     refine: bool = False
+    paper: bool = False  # LMDConfig.paper(): the paper's code exactly, for comparisons
 
     def replace(self, **changes: Any) -> RenderSettings:
         return dataclasses.replace(self, **changes)
@@ -74,7 +75,9 @@ def load_controller(settings: RenderSettings) -> Controller:
         from lmd.refiner import load_refiner
 
         refine = load_refiner(device=settings.device, dtype=settings.dtype)
-    config = LMDConfig() if settings.steps is None else LMDConfig(steps=settings.steps)
+    config = LMDConfig.paper() if settings.paper else LMDConfig()
+    if settings.steps is not None:
+        config = config.replace(steps=settings.steps)
     return Controller(pipe, config=config, segmenter=segmenter, refine=refine, model_id=model)
 
 
@@ -166,7 +169,7 @@ def generate(
     """Plan a layout for `caption` with an LLM, then draw it.
 
     `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_checkpoint,
-    device, dtype, height, width, refine). With `out_dir`, `image.png`, `layout.json` and
+    device, dtype, height, width, refine, paper). With `out_dir`, `image.png`, `layout.json` and
     `layout.png` are written there.
     """
     from prompts import Planner

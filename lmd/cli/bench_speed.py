@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Device, Dtype, Height, Steps, Width
+from lmd.cli.options import Device, Dtype, Height, Paper, Steps, Width
 from lmd.cli.progress import Bars
 
 
@@ -23,6 +23,7 @@ def speed_command(
     worst_case: bool = typer.Option(
         False, "--worst-case", help="Guidance threshold 0: every guidance iteration runs."
     ),
+    paper: Paper = False,
 ) -> None:
     """Render one layout with sd and with lmd; the last line is `ratio lmd/sd: X.XX`."""
     from lmd.bench.speed import bench_speed
@@ -31,7 +32,7 @@ def speed_command(
     try:
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=dtype, height=height,
-            width=width, worst_case=worst_case, progress=bars,
+            width=width, worst_case=worst_case, progress=bars, paper=paper,
         )  # fmt: skip
     finally:
         bars.close()

@@ -19,6 +19,7 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
     SamCheckpoint,
     SamModel,
@@ -56,6 +57,7 @@ def chat_command(
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    paper: Paper = False,
 ) -> None:
     """Chat to make and edit a picture: one request per line; /help lists the commands."""
     from conversation import Conversation, run_repl
@@ -63,7 +65,7 @@ def chat_command(
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine,
+        refine=refine, paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
     session_path = session or output / "session.json"

@@ -18,6 +18,7 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
     SamCheckpoint,
     SamModel,
@@ -51,6 +52,7 @@ def generate_command(
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    paper: Paper = False,
 ) -> None:
     """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png."""
     from lmd.api import Renderer, generate
@@ -58,7 +60,7 @@ def generate_command(
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine,
+        refine=refine, paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
     renderer = Renderer(settings)

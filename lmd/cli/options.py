@@ -126,6 +126,14 @@ Refine = Annotated[
         rich_help_panel=RENDER_PANEL,
     ),
 ]
+Paper = Annotated[
+    bool,
+    typer.Option(
+        "--paper",
+        help="Compute what the paper's code computes (LMDConfig.paper()), its flaws included.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
 
 
 def make_planner(llm: str | None, llm_base_url: str | None, no_cache: bool, llm_retries: int):
@@ -147,6 +155,7 @@ def render_settings(
     height: int | None,
     width: int | None,
     refine: bool,
+    paper: bool = False,
 ):
     from lmd.api import RenderSettings
     from lmd.models import METHODS
@@ -165,4 +174,5 @@ def render_settings(
         height=height,
         width=width,
         refine=refine,
+        paper=paper,
     )

@@ -15,6 +15,7 @@ from lmd.cli.options import (
     Method,
     Model,
     NoSam,
+    Paper,
     Refine,
     SamCheckpoint,
     SamModel,
@@ -43,6 +44,7 @@ def render_command(
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    paper: Paper = False,
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
@@ -59,7 +61,7 @@ def render_command(
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine,
+        refine=refine, paper=paper,
     )  # fmt: skip
     bars = Bars()
     try:
