@@ -180,3 +180,49 @@ def test_no_guided_steps_and_a_refiner(tiny_pipe):
     unrefined = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0)).render(CAT_DOG)
     assert seen[0][0] == unrefined.image.tobytes()  # it refined the decoded picture
     assert result.image.tobytes() != unrefined.image.tobytes()
+
+
+def _changed(config: LMDConfig, names) -> LMDConfig:
+    """`config` with each field in `names` set to some other valid value."""
+    from lmd.controller.config import PAPER, _choices
+
+    changes = {}
+    for name in names:
+        value = getattr(config, name)
+        if name in PAPER:
+            changes[name] = next(c for c in _choices()[name] if c != value)
+        elif isinstance(value, bool):
+            changes[name] = not value
+        elif isinstance(value, tuple):
+            changes[name] = (1,) * len(value)
+        elif isinstance(value, float) and value <= 1:
+            changes[name] = value / 2  # ratios stay in range
+        else:
+            changes[name] = value + 1
+    return config.replace(**changes)
+
+
+@pytest.mark.parametrize("method", ["lmd", "lmd+"])
+def test_settings_the_per_box_phase_ignores_leave_its_results_unchanged(
+    method, tiny_pipe, tiny_gligen_pipe
+):
+    """The cache keys per-box results on `per_box_view`; here is why that is safe."""
+    from lmd.controller.config import GUIDANCE_ONLY, OVERALL_ONLY
+
+    pipe = tiny_gligen_pipe if method == "lmd+" else tiny_pipe
+    base = LMDConfig(steps=2, loss_threshold=0.0)
+    ignored = OVERALL_ONLY + (GUIDANCE_ONLY if method == "lmd+" else ())
+    changed = _changed(base, ignored)
+    assert changed.per_box_view(method) == base.per_box_view(method)
+    caches = [BoxCache(), BoxCache()]
+    for config, cache in zip((base, changed), caches, strict=True):
+        controller = Controller(pipe, config, model_id="tiny")
+        controller.render(CAT_DOG, method=method, cache=cache, object_seeds=[3, 4])
+    keys = list(caches[0]._items)
+    (a, b) = ([cache.get(k) for k in keys] for cache in caches)
+    assert len(a) == 2 and all(r is not None for r in b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.frames, y.frames) and torch.equal(x.mask, y.mask)
+        assert all(torch.equal(x.attention[k], y.attention[k]) for k in x.attention)
+    # A setting it does read is part of the key.
+    assert base.replace(gaussian_sigma=1.0).per_box_view(method) != base.per_box_view(method)

@@ -88,6 +88,7 @@ def test_every_departure_is_named_here():
     assert not set(SHOWN) & set(NOT_SHOWN)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("field", sorted(SHOWN))
 def test_switching_one_departure_changes_the_expected_stage_first(parity, field):
     name, expected = SHOWN[field]
@@ -95,6 +96,7 @@ def test_switching_one_departure_changes_the_expected_stage_first(parity, field)
     assert str(comparison.first).startswith(expected), comparison.report()
 
 
+@pytest.mark.parity
 def test_the_recordings_cannot_show_the_other_departures():
     tok = pipeline("lmd").tokenizer
     for name in SCENARIOS:
@@ -117,6 +119,7 @@ def test_the_recordings_cannot_show_the_other_departures():
         assert len(names) < LMDConfig().gligen_max_objects  # gligen_keep
 
 
+@pytest.mark.parity
 def test_the_papers_seed_rule_gives_the_recorded_seeds(parity):
     """`object_seed_rule` "index": background seed 1, objects 20, 21, 22 in name order."""
     run = parity("lmd")
@@ -129,6 +132,7 @@ def test_the_papers_seed_rule_gives_the_recorded_seeds(parity):
         assert comparison.seen["box2.initial_latents"] == 1
 
 
+@pytest.mark.parity
 def test_the_half_cell_moves_one_recorded_object_a_grid_step(parity):
     _, recorder = first_difference(parity, "lmd", "centre_half_cell", "composed")
     expected = scenario("lmd").expected()
@@ -143,6 +147,7 @@ def test_the_half_cell_moves_one_recorded_object_a_grid_step(parity):
     assert float(expected["box2.offset"][0][1][1]) == pytest.approx(4.5)
 
 
+@pytest.mark.parity
 def test_the_papers_frame_zero_has_zeros_where_a_shift_left_nothing(parity):
     """`frame0_paste` "box" (the paper's): recorded frame 0 holds exact zeros; lmd's none."""
     recorded = scenario("lmd").tensors["composed"][0]
@@ -155,6 +160,7 @@ def test_the_papers_frame_zero_has_zeros_where_a_shift_left_nothing(parity):
     assert error("composed", ours[1:], scenario("lmd").tensors["composed"][1:]) < 1e-5
 
 
+@pytest.mark.parity
 def test_the_lmd_plus_departures_differ_at_the_first_energy(parity):
     """Grounding the guidance forward changes its energy (slightly, on random weights); the
     overall phrase does not, since the paper's null grounding masks the phrases out."""
@@ -164,7 +170,69 @@ def test_the_lmd_plus_departures_differ_at_the_first_energy(parity):
     assert phrase.worst["energies"] < 1e-6
 
 
-# 2. The flaws of the paper's behaviour that lmd's defaults fix.
+# The shipped defaults (at the recordings' 10 steps, step settings scaled from 50), as a
+# whole: where each recording first parts from them.
+DEFAULTS_FIRST = {
+    "lmd": "box0.latents[1] at step 1",  # 3 iterations at step 1 (the schedule scaled), not 4
+    "lmd_article": "box0.latents[1] at step 1",
+    "lmdplus": "overall.latents[1] at step 1",  # LMD+ guides the overall generation only
+    "lmd_threshold_8.44": "box0.latents[0] at step 0",  # no update below the threshold
+}
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name", sorted(DEFAULTS_FIRST))
+def test_where_the_shipped_defaults_part_from_each_recording(name):
+    s = scenario(name)
+    comparison = Comparison(s.expected(), stop_on_difference=True)
+    config = LMDConfig(steps=s.spec["steps"], loss_threshold=s.spec["loss_threshold"])
+    with pytest.raises(StopRender):
+        render(s, config, comparison)
+    assert str(comparison.first).startswith(DEFAULTS_FIRST[name]), comparison.report()
+
+
+# 2. The flaws of the paper's behaviour that lmd's defaults fix (field -> the test).
+FLAWS = {
+    "word_token": (
+        "test_controller_prompts",
+        "test_the_papers_word_token_is_the_last_word_not_the_head_noun",
+    ),
+    "token_search": (
+        "test_controller_prompts",
+        "test_the_papers_token_search_can_land_in_the_background",
+    ),
+    "object_seed_rule": (
+        "test_departures",
+        "test_the_papers_object_seeds_change_when_another_object_is_added",
+    ),
+    "scale_step_settings": (
+        "test_departures",
+        "test_the_papers_absolute_step_indices_guide_a_short_render_to_the_end",
+    ),
+    "stop_rule": (
+        "test_guidance",
+        "test_the_papers_carried_stop_rule_updates_below_the_threshold_then_never_again",
+    ),
+    "centre_half_cell": ("test_departures", "test_the_papers_centre_misses_the_nearest_grid_step"),
+    "frame0_paste": ("test_departures", "test_the_papers_frame_zero_pastes_zeros"),
+    "mask_resize": (
+        "test_departures",
+        "test_the_papers_mask_resize_keeps_a_sliver_and_drops_a_nearly_full_cell",
+    ),
+    "sam_point": ("test_departures", "test_the_papers_sam_point_is_the_corner_of_the_peak_cell"),
+    "gligen_keep": ("test_departures", "test_the_papers_gligen_slots_can_drop_the_largest_box"),
+}
+
+
+def test_every_default_that_is_not_the_papers_has_a_test_showing_the_flaw():
+    import importlib
+
+    departing = {f for f, (paper, ours) in LMDConfig.departures().items() if paper != ours}
+    assert set(FLAWS) == departing
+    for module, function in FLAWS.values():
+        assert callable(getattr(importlib.import_module(f"tests.{module}"), function))
+
+
 def test_the_papers_object_seeds_change_when_another_object_is_added():
     """`object_seed_rule` "index": adding "a bear" reseeds the cat and the dog."""
     before = object_seeds(1, ["a cat", "a dog"], None, by_index=True)
