@@ -67,9 +67,11 @@ SHOWN = {
     "stop_rule": ("lmd_threshold_8.44", "box0.latents[0] at step 0"),  # no update below
     "centre_half_cell": ("lmd", "box0.offset[0]"),  # half a cell further up and left
     "frame0_paste": ("lmd", "composed[0]"),  # no zeros pasted into frame 0
-    # LMD+ (see below for how the two differ at the first energy).
-    "plus_guidance_grounding": ("lmdplus", "overall.latents[0] at step 0"),
-    "plus_overall_phrase": ("lmdplus", "overall.latents[0] at step 0"),  # "cat", not "two cats"
+    # LMD+. Grounding the guidance forward moves its energies a little (on random weights,
+    # within the tolerance); the phrase does not move them at all: the paper's null grounding
+    # masks the phrases out of the guidance forward.
+    "plus_guidance_grounding": ("lmdplus", "overall.latents[0] at step 0", (1e-6, 1e-4)),
+    "plus_overall_phrase": ("lmdplus", "overall.latents[0] at step 0", (0.0, 1e-6)),  # "cat"
 }
 # field -> why no recorded scenario shows it, and the test that pins it
 NOT_SHOWN = {
@@ -91,9 +93,12 @@ def test_every_departure_is_named_here():
 @pytest.mark.parity
 @pytest.mark.parametrize("field", sorted(SHOWN))
 def test_switching_one_departure_changes_the_expected_stage_first(parity, field):
-    name, expected = SHOWN[field]
+    name, expected, *energies = SHOWN[field]
     comparison, _ = first_difference(parity, name, field)
     assert str(comparison.first).startswith(expected), comparison.report()
+    if energies:  # how far the energies before that moved
+        (low, high), moved = energies[0], comparison.worst["energies"]
+        assert low <= moved < high, moved
 
 
 @pytest.mark.parity
@@ -160,16 +165,6 @@ def test_the_papers_frame_zero_has_zeros_where_a_shift_left_nothing(parity):
     assert error("composed", ours[1:], scenario("lmd").tensors["composed"][1:]) < 1e-5
 
 
-@pytest.mark.parity
-def test_the_lmd_plus_departures_differ_at_the_first_energy(parity):
-    """Grounding the guidance forward changes its energy (slightly, on random weights); the
-    overall phrase does not, since the paper's null grounding masks the phrases out."""
-    grounded, _ = first_difference(parity, "lmdplus", "plus_guidance_grounding")
-    phrase, _ = first_difference(parity, "lmdplus", "plus_overall_phrase")
-    assert 1e-6 < grounded.worst["energies"] < 1e-4
-    assert phrase.worst["energies"] < 1e-6
-
-
 # The shipped defaults (at the recordings' 10 steps, step settings scaled from 50), as a
 # whole: where each recording first parts from them.
 DEFAULTS_FIRST = {
@@ -180,6 +175,7 @@ DEFAULTS_FIRST = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parity
 @pytest.mark.parametrize("name", sorted(DEFAULTS_FIRST))
 def test_where_the_shipped_defaults_part_from_each_recording(name):

@@ -31,9 +31,10 @@ FULL = [
 PREFIX = {
     # Step 0 of both objects: the energies over every token of "a cat" / "a dog", the update.
     "lmd_article": (("box1.latents", 0), {"box0.energy": 4, "box1.energy": 4}),
-    # The per-box guidance window (steps 0-5): 1, 2 and 3 evaluations, all at step 0.
+    # The stop rule: 1, 2 and 3 evaluations at step 0, each box's last one at or below the
+    # threshold yet followed by an update, and none at step 1.
     "lmd_threshold_8.44": (
-        ("box2.latents", 5), {"box0.energy": 1, "box1.energy": 2, "box2.energy": 3},
+        ("box2.latents", 1), {"box0.energy": 1, "box1.energy": 2, "box2.energy": 3},
     ),
 }  # fmt: skip
 
