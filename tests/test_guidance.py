@@ -95,3 +95,16 @@ def test_no_update_above_the_guided_steps(tiny_pipe):
     with installed(tiny_pipe.unet, run.store), torch.no_grad():
         out = run.guide(z, late, scheduler.timesteps[late], scheduler, energy)
     assert torch.equal(out, z) and run.counts.forwards == 0
+
+
+def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(tiny_pipe):
+    """The CFG batch is [uncond, cond]: guided = uncond + s * (cond - uncond)."""
+    run, _, scheduler, z = setup(tiny_pipe, cfg_scale=3.0)
+    uncond, cond = run.encode(["dark"]), run.encode(["a park with a gray cat"])
+    t = scheduler.timesteps[0]
+    guided = run.cfg_eps(z[:1], t, torch.cat([uncond, cond]), scheduler)
+    with torch.no_grad():
+        e_u = tiny_pipe.unet(z[:1], t, encoder_hidden_states=uncond)[0]
+        e_c = tiny_pipe.unet(z[:1], t, encoder_hidden_states=cond)[0]
+    assert torch.allclose(guided, e_u + 3.0 * (e_c - e_u), atol=1e-5)
+    assert not torch.allclose(guided, e_c + 3.0 * (e_u - e_c), atol=1e-3)

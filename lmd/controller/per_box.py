@@ -173,7 +173,7 @@ class BoxEnergy:
 
     def __init__(self, run: Run, cells: list[Cells], tokens: list[Tokens], cond, gligen=None):
         self.run, self.cells, self.cond, self.gligen = run, cells, cond, gligen
-        self.noun, self.weights = token_columns(tokens)
+        self.guided, self.weights = token_columns(tokens)
         self.scheduler = None
         self.t = None
         self.step: int | None = None
@@ -194,7 +194,8 @@ class BoxEnergy:
     def __call__(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         run, cfg, store = self.run, self.run.config, self.run.store
         cpu_rows = rows.cpu()
-        store.set(store.layers.guidance, self.noun[cpu_rows], grad=True, stop_early=self.stop_early)
+        columns = self.guided[cpu_rows]
+        store.set(store.layers.guidance, columns, grad=True, stop_early=self.stop_early)
         gl = None if self.gligen is None else {k: v[rows] for k, v in self.gligen.items()}
         z_in = z if self.scheduler is None else self.scheduler.scale_model_input(z, self.t)
         run.unet_call(z_in, self.t, self.cond[rows], gligen=gl, rows=len(rows))
