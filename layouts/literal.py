@@ -2,11 +2,14 @@
 
 It never evaluates anything: text an LLM wrote is data. It forgives what LLMs do to literals:
 trailing commas, `null`/`None`, `true`/`True`, an apostrophe inside a single-quoted string
-(`'a dog's toy'`), and text after the literal.
+(`'a dog's toy'`), and text after the literal. It refuses, as a `LayoutParseError`, what no
+layout holds: nesting deeper than `MAX_DEPTH`, numbers longer than `MAX_NUMBER_CHARS` and
+numbers that are not finite.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from layouts.errors import LayoutParseError
@@ -19,6 +22,11 @@ _CONSTANTS = {
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
 _HEX = set("0123456789abcdefABCDEF")
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
+_NON_FINITE = {"nan", "inf", "infinity"}
+MAX_DEPTH = 32
+"""A layout nests three deep ([('a cat', [x, y, w, h])]); far deeper is not a layout."""
+MAX_NUMBER_CHARS = 40
+"""A coordinate has a few digits; thousands of them are not a coordinate."""
 # After a closing quote only these may follow (skipping spaces); anything else means the
 # quote was an apostrophe inside the string.
 _AFTER_STRING = set(",:)]}")
@@ -29,9 +37,24 @@ def read_literal(text: str, pos: int = 0) -> tuple[object, int]:
     return _Reader(text).value(pos)
 
 
+def to_number(s: str) -> int | float:
+    """The number written `s` (a JSON or Python numeral); too long or not finite is an error."""
+    if len(s) > MAX_NUMBER_CHARS:
+        raise LayoutParseError(
+            f"a number with {len(s)} characters ({s[:12]}...) is not a coordinate"
+        )
+    if any(c in s for c in ".eE"):
+        value = float(s)
+        if not math.isfinite(value):
+            raise LayoutParseError(f"the number {s} is out of range")
+        return value
+    return int(s)
+
+
 class _Reader:
     def __init__(self, text: str):
         self.text = text
+        self.depth = 0
 
     def fail(self, pos: int, what: str) -> LayoutParseError:
         snippet = self.text[max(0, pos - 20) : pos + 20].replace("\n", " ")
@@ -53,15 +76,24 @@ class _Reader:
             return self.string(pos)
         m = _NUMBER.match(self.text, pos)
         if m:
-            s = m.group()
-            num = float(s) if any(c in s for c in ".eE") else int(s)
-            return num, m.end()
+            return to_number(m.group()), m.end()
         m = _WORD.match(self.text, pos)
         if m and m.group() in _CONSTANTS:
             return _CONSTANTS[m.group()], m.end()
+        if m and m.group().lower() in _NON_FINITE:
+            raise self.fail(pos, f"{m.group()} is not a number a box can have")
         raise self.fail(pos, f"unexpected {ch!r}")
 
     def container(self, pos: int) -> tuple[object, int]:
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(pos, f"brackets nest more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return self._container(pos)
+        finally:
+            self.depth -= 1
+
+    def _container(self, pos: int) -> tuple[object, int]:
         opener = self.text[pos]
         closer = _CLOSERS[opener]
         items: list[object] = []
