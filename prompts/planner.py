@@ -242,8 +242,8 @@ class Planner:
         def notify(state) -> None:
             if self.on_retry is not None:
                 error = short(state.outcome.exception(), 160)
-                wait = state.upcoming_sleep
-                self.on_retry(RetryNotice(where, state.attempt_number, self.max_retries, wait, error))
+                tries, wait = state.attempt_number, state.upcoming_sleep
+                self.on_retry(RetryNotice(where, tries, self.max_retries, wait, error))
 
         policy = retrying(
             retries=self.max_retries, first_wait=self.retry_wait, deadline=deadline,

@@ -15,9 +15,7 @@ TOKENIZER = build_tokenizer()  # the real CLIP BPE of random:tiny, no model weig
 
 # Letters of several scripts, digits, punctuation, symbols (emoji), combining marks.
 _chars = st.characters(categories=["L", "N", "P", "S", "M"], exclude_characters="\x00")
-raw_names = st.lists(st.text(_chars, min_size=1, max_size=6), min_size=1, max_size=3).map(
-    " ".join
-)
+raw_names = st.lists(st.text(_chars, min_size=1, max_size=6), min_size=1, max_size=3).map(" ".join)
 
 
 def _box(name: str) -> Box | None:

@@ -27,8 +27,8 @@ def check_contract(text: str, width: int = 512, height: int = 512) -> Layout | N
     assert layout.background.strip()
     for box in layout.boxes:
         assert box.name and box.w > 0 and box.h > 0
-        assert 0 <= box.x and box.x + box.w <= layout.width
-        assert 0 <= box.y and box.y + box.h <= layout.height
+        assert box.x >= 0 and box.x + box.w <= layout.width
+        assert box.y >= 0 and box.y + box.h <= layout.height
     return layout
 
 
@@ -68,7 +68,10 @@ def test_hostile_replies_only_ever_raise_layout_parse_error(text):
     check_contract(text)
 
 
-@given(st.lists(hostile | ordinary | st.sampled_from(["Objects:", "Background prompt:"])).map("".join))
+labels = st.sampled_from(["Objects:", "Background prompt:"])
+
+
+@given(st.lists(hostile | ordinary | labels).map("".join))
 @settings(max_examples=150, deadline=None)
 def test_hostile_fragments_only_ever_raise_layout_parse_error(text):
     check_contract(text)
@@ -148,7 +151,10 @@ def test_names_are_cut_after_their_last_letter_or_digit():
         ('{"boxs": [{"name": "a cat", "box": [0, 0, 9, 9]}], "background": "x"}', "'boxes'"),
         ('{"boxes": [], "background": "x", "negatve": "dogs"}', "'negative'"),
         ('{"boxes": [], "background": "x", "heigth": 640}', "'height'"),
-        ('{"boxes": [{"name": "a", "x": 0, "y": 0, "w": 5, "heigth": 5}], "background": "x"}', "'height'"),
+        (
+            '{"boxes": [{"name": "a", "x": 0, "y": 0, "w": 5, "heigth": 5}], "background": "x"}',
+            "'height'",
+        ),
         ('{"boxes": [{"name": "a", "bbx": [0, 0, 5, 5]}], "background": "x"}', "'bbox'"),
         ('{"boxes": [], "background": "x", "zzz": 1}', "known keys: boxes"),
     ],
@@ -172,11 +178,14 @@ def test_known_key_spellings_are_all_read():
 
 # --- time linear in the length -----------------------------------------------------------
 PADDED = {
-    "spaces after the list": lambda n: "Objects: [('a cat', [1, 2, 3, 4])]" + " " * n
-    + "\nBackground prompt: x",
+    "spaces after the list": lambda n: (
+        "Objects: [('a cat', [1, 2, 3, 4])]" + " " * n + "\nBackground prompt: x"
+    ),
     "newlines (fence pattern)": lambda n: "Objects: []" + "\n" * n + "Background prompt: x",
     "blank lines in a fence": lambda n: "```" + "\n \n" * n + "```",
-    "punctuation (no-objects pattern)": lambda n: "Objects: [" + " " * n + "x\nBackground prompt: y",
+    "punctuation (no-objects pattern)": lambda n: (
+        "Objects: [" + " " * n + "x\nBackground prompt: y"
+    ),
     "brackets and spaces": lambda n: "Objects: " + "[ " * n + "\nBackground prompt: y",
     "spaces in JSON": lambda n: '{"boxes": [' + " " * n + '], "background": "x"}',
     "quotes": lambda n: "Objects: [('a" + "' " * n + "', [1, 2, 3, 4])]\nBackground prompt: x",
