@@ -120,6 +120,8 @@ class Layout(BaseModel):
     @field_validator("background", "negative")
     @classmethod
     def _one_line(cls, v: str) -> str:
+        if any("\ud800" <= c <= "\udfff" for c in v):
+            raise ValueError("a prompt holds a lone surrogate, which is not text")
         return " ".join(v.split())
 
     @field_validator("background")
