@@ -195,7 +195,7 @@ PADDED = {
 
 def _seconds(text: str) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         check_contract(text)
         best = min(best, time.perf_counter() - start)
@@ -207,4 +207,4 @@ def test_parse_time_grows_linearly_with_padding(kind):
     small, large = PADDED[kind](10_000), PADDED[kind](40_000)
     t_small, t_large = _seconds(small), _seconds(large)
     # 4x the text: linear is ~4x the time, quadratic ~16x. The floor absorbs timer noise.
-    assert t_large <= 8 * max(t_small, 0.0005) + 0.002, (kind, t_small, t_large)
+    assert t_large <= 8 * max(t_small, 0.0005) + 0.005, (kind, t_small, t_large)
