@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TextIO
 
 from conversation.manager import Conversation
 from conversation.render import Progress
 from conversation.session import Turn
-from layouts.errors import LmdError
+from layouts.errors import LayoutWarning, LmdError
 
 PROMPT = "lmd> "
 HELP = """\
@@ -99,8 +100,14 @@ def run_repl(
                     continue
                 commands[name](arg.strip())
             else:
-                show(conversation.send(line, progress=progress), "")
-        except LmdError as e:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", LayoutWarning)
+                    turn = conversation.send(line, progress=progress)
+                for w in caught:  # boxes clipped, a layout not in English: one line each
+                    if issubclass(w.category, LayoutWarning):
+                        complain(f"warning: {_one_line(w.message)}")
+                show(turn, "")
+        except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
             complain(f"error: {_one_line(e)}")
         except KeyboardInterrupt:
             complain("interrupted; the session is as it was")

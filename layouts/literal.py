@@ -16,6 +16,8 @@ from layouts.errors import LayoutParseError
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_]+")
+_SPACES = re.compile(r"\s*")
+_PLAIN = {q: re.compile(rf"[^{q}\\\n]+") for q in "'\""}
 _CONSTANTS = {
     "None": None, "null": None, "True": True, "true": True, "False": False, "false": False,
 }  # fmt: skip
@@ -61,9 +63,7 @@ class _Reader:
         return LayoutParseError(f"{what} at character {pos} (near {snippet!r})")
 
     def skip(self, pos: int) -> int:
-        while pos < len(self.text) and self.text[pos].isspace():
-            pos += 1
-        return pos
+        return _SPACES.match(self.text, pos).end()
 
     def value(self, pos: int) -> tuple[object, int]:
         pos = self.skip(pos)
@@ -131,7 +131,12 @@ class _Reader:
         out: list[str] = []
         i = pos + 1
         n = len(self.text)
+        plain = _PLAIN[quote]
         while i < n:
+            if m := plain.match(self.text, i):  # a run of ordinary characters at once
+                out.append(m.group())
+                i = m.end()
+                continue
             ch = self.text[i]
             if ch == "\\" and i + 1 < n:
                 esc = self.text[i + 1]
@@ -141,7 +146,8 @@ class _Reader:
                     continue
                 width = {"x": 2, "u": 4, "U": 8}.get(esc)
                 digits = self.text[i + 2 : i + 2 + width] if width else ""
-                if width and len(digits) == width and all(c in _HEX for c in digits):
+                ok = width and len(digits) == width and all(c in _HEX for c in digits)
+                if ok and int(digits, 16) <= 0x10FFFF:
                     out.append(chr(int(digits, 16)))
                     i += 2 + width
                     continue

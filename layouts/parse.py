@@ -26,10 +26,12 @@ _TRANSLATE = str.maketrans(
 _OBJECTS = re.compile(r"\bobjects?\s*:", re.I)
 _BACKGROUND = re.compile(r"background(?:\s+prompt)?\s*:", re.I)
 _NEGATIVE = re.compile(r"negative(?:\s+prompt)?\s*:", re.I)
-_FENCE_TAG = re.compile(r"[\w-]*")
+# A fence line. Spaces, not \s: a \s* could run across lines, and trying it at every line
+# start is what made the earlier pattern quadratic in a run of blank lines.
+_FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t\r]*$", re.M)
 _WORDS = re.compile(r"\w+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_NO_OBJECTS = {"", "no objects", "no object", "none", "nothing", "n a", "na", "empty"}
+_NO_OBJECTS = {"no objects", "no object", "none", "nothing", "n a", "na", "empty"}
 _EMPTY_NEGATIVE = {"", "none", "n/a", "na", "null", "nothing", "-", "[]", "''", '""'}
 
 
@@ -63,14 +65,7 @@ def _check_text(text: str, what: str) -> None:
 
 def _without_fences(text: str) -> str:
     """`text` without markdown fence lines (```, ```python, ...)."""
-    lines = text.split("\n")
-    kept = [line for line in lines if not _is_fence(line)]
-    return "\n".join(kept).strip()
-
-
-def _is_fence(line: str) -> bool:
-    s = line.strip()
-    return s.startswith("```") and _FENCE_TAG.fullmatch(s, 3) is not None
+    return _FENCE.sub("", text).strip() if "```" in text else text.strip()
 
 
 def _from_mapping(data: dict, width: int, height: int) -> Layout:
@@ -108,13 +103,17 @@ def _line_after(text: str, pos: int) -> str:
 
 
 def _says_no_objects(segment: str) -> bool:
-    """The object part is only punctuation, or says "no objects", "none", "n/a", ..."""
+    """The object part says "no objects", "none", "n/a", ..., or is an empty list ("[]")."""
     words = []
     for m in _WORDS.finditer(segment):
         words.append(m.group().lower())
         if len(words) > 2:
             return False
-    return " ".join(words) in _NO_OBJECTS
+    if words:
+        return " ".join(words) in _NO_OBJECTS
+    marks = "".join(segment.split())
+    balanced = marks.count("[") == marks.count("]") and marks.count("(") == marks.count(")")
+    return len(marks) <= 16 and balanced  # "[]", "-", "[ ]." but not "[[[[[[..."
 
 
 def _read_objects(segment: str) -> list:

@@ -193,6 +193,25 @@ def llm_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def warm_litellm():
+    """A good and a failed request once: litellm's first calls import for seconds, which a
+    test of a short deadline must not count."""
+    from prompts import LLMUnavailableError, Planner
+
+    server = ScriptedLLMServer()
+    server.enqueue("Objects: []\nBackground prompt: a park", 500)
+    planner = Planner(
+        model=TEST_MODEL, api_base=server.url, api_key=TEST_API_KEY, cache=False, max_retries=0
+    )
+    try:
+        planner.plan("x")
+        with contextlib.suppress(LLMUnavailableError):
+            planner.plan("y")
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def llm_cache_dir(tmp_path):
     """A fresh folder for cached LLM replies."""

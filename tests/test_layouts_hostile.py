@@ -121,6 +121,17 @@ def test_error_messages_quote_a_bounded_excerpt_of_a_huge_reply():
         assert len(str(info.value)) < 400
 
 
+def test_escapes_past_unicode_and_surrogate_prompts_are_handled():
+    layout = parse("Objects: [('a \\UFFFFFFFF cat', [1, 2, 3, 4])]\nBackground prompt: b")
+    assert layout.names == ["a \\UFFFFFFFF cat"]  # not a character: kept as written
+    with pytest.raises(LayoutParseError, match="lone surrogate"):
+        parse("Objects: [('a \\ud800 cat', [1, 2, 3, 4])]\nBackground prompt: b")
+    with pytest.raises(ValueError, match="lone surrogate"):
+        Layout(background="a park \ud800")
+    with pytest.raises(ValueError):
+        Layout.from_json('{"boxes": [], "background": "a \\udfff park"}')
+
+
 def test_coordinates_are_bounded_to_the_canvas_scale_but_near_misses_still_clip():
     with pytest.warns(LayoutWarning, match="clipped"):
         layout = parse("Objects: [('a cat', [-100, 0, 4000, 100])]\nBackground prompt: x")

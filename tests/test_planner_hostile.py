@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 from prompts import EXCERPT_CHARS, LanguageWarning, LLMUnavailableError, PlannerError
-from tests.fixtures_llm import SILENT, TEST_MODEL, ScriptedLLMServer, Status, Trickle
+from tests.fixtures_llm import SILENT, ScriptedLLMServer, Status, Trickle
 
 GOOD = (
     "Objects: [('a cat', [40, 200, 180, 200]), ('a dog', [290, 190, 190, 220])]\n"
@@ -16,22 +16,9 @@ GOOD = (
 SLACK = 3.0  # seconds a loaded CI machine may add to a deadline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_client():
-    """A good and a failed request first: litellm's first calls import for seconds."""
-    from prompts import Planner
-
-    server = ScriptedLLMServer()
-    server.enqueue(GOOD, 500)
-    planner = Planner(
-        model=TEST_MODEL, api_base=server.url, api_key="k", cache=False, max_retries=0
-    )
-    try:
-        planner.plan("x")
-        with pytest.raises(LLMUnavailableError):
-            planner.plan("x")
-    finally:
-        server.stop()
+@pytest.fixture(autouse=True)
+def _warm(warm_litellm):
+    """Deadlines here are short: litellm's first-call imports must not count."""
 
 
 def _fails_within(planner, seconds: float) -> tuple[str, float]:

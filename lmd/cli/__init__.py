@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
@@ -32,6 +33,8 @@ def run(argv: list[str] | None = None) -> int:
     for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
         os.environ.setdefault(var, "error")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     try:
         app(args=argv, prog_name="lmd", standalone_mode=False)
     except click.exceptions.Exit as e:
