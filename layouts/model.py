@@ -16,17 +16,22 @@ COORDINATE_SCALE = 8
 
 
 def trim_name(name: str) -> str:
-    """`name` on one line, cut after its last letter or digit ("a cat." -> "a cat").
+    """`name` on one line (NFC), cut after its last letter or digit ("a cat." -> "a cat").
 
     Trailing punctuation and symbols would merge with the `, ` that joins names in the
     overall prompt (CLIP's tokenizer reads `.,` as one token), so a name ends in a letter or
-    digit wherever it comes from.
+    digit wherever it comes from, also once lower-cased as the tokenizer does ("İ" lower-cases
+    to "i" and a combining dot).
     """
-    v = " ".join(name.split())
+    v = " ".join(unicodedata.normalize("NFC", name).split())
     end = len(v)
-    while end and unicodedata.category(v[end - 1])[0] not in "LN":
+    while end and not (_word_char(v[end - 1]) and _word_char(v[end - 1].lower()[-1])):
         end -= 1
     return v[:end]
+
+
+def _word_char(c: str) -> bool:
+    return unicodedata.category(c)[0] in "LN"
 
 
 def _num(v: float) -> str:

@@ -9,6 +9,8 @@ deadline, and a server's `Retry-After` is honoured when it fits.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import email.utils
 import os
 import threading
@@ -49,11 +51,17 @@ class Outcome:
 
 
 class _Loop:
-    """A daemon thread running one event loop for every request of the process."""
+    """A daemon thread running one event loop for every request of the process.
+
+    At exit the loop finishes what litellm left running on it (its logging tasks) and stops:
+    a daemon thread frozen in the middle of an import would hold the import lock, and the
+    interpreter would hang when a finaliser imports something.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._pid = 0
 
     def get(self) -> asyncio.AbstractEventLoop:
@@ -62,8 +70,33 @@ class _Loop:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="lmd-llm", daemon=True)
                 thread.start()
-                self._loop, self._pid = loop, os.getpid()
+                if self._pid == 0:
+                    atexit.register(self.stop)
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
             return self._loop
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Let pending tasks finish (up to `grace` seconds), then stop the loop and its thread."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            if loop is None or thread is None or self._pid != os.getpid():
+                return
+            self._loop = self._thread = None
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_settle(grace), loop).result(grace + 1)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(grace)
+        if not thread.is_alive():
+            loop.close()
+
+
+async def _settle(grace: float) -> None:
+    """Wait for the loop's other tasks, then cancel whatever is still running."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
 
 
 _LOOP = _Loop()

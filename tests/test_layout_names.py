@@ -41,6 +41,13 @@ def test_every_name_the_layout_model_accepts_has_tokens_in_the_prompts(names, ba
         box_tokens(TOKENIZER, background, name)
 
 
+def test_names_are_normalised_so_the_tokenizer_sees_what_the_model_checked():
+    assert Box(name="cafe\u0301", x=0, y=0, w=1, h=1).name == "caf\u00e9"  # NFC, accent kept
+    assert Box(name="a big İ", x=0, y=0, w=1, h=1).name == "a big"  # "İ".lower() ends in a mark
+    phrases, _ = overall_phrases(["caf\u00e9", "a big"])
+    assert len(overall_tokens(TOKENIZER, "a park", phrases)) == 2
+
+
 def test_raw_punctuated_names_are_what_broke_the_token_search():
     """The defect itself: unnormalised names merge with ', ' and are not found."""
     with pytest.raises(ValueError, match="cannot find token ids"):
