@@ -136,3 +136,14 @@ def test_lmd_chat_never_exits_before_quit_whatever_the_llm_sends(tmp_path, llm_e
     ]
     assert saved["turns"][-1]["layout"]["boxes"][0]["name"] == "a cat"
     assert len(llm_env.requests) == 1 + 4 * len(HOSTILE_REPLIES) + 2  # nothing after /quit
+
+
+def test_a_picture_that_cannot_be_written_is_one_error_line_and_the_chat_goes_on(tmp_path):
+    from tests.scripted_planner import CAT_DOG, ScriptedPlanner
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the output folder is a file: every picture fails to save
+    c = Conversation(ScriptedPlanner(CAT_DOG, CAT_DOG), SketchRenderer(), out_dir=blocked, seed=1)
+    code, out, err = _run(c, "a cat and a dog\n/layout\n")
+    assert code == 0 and err.startswith("error: ") and len(err.splitlines()) == 1
+    assert out == "no layout yet\n" and c.turns == []
