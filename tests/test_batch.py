@@ -239,3 +239,46 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     empty.write_text("\n")
     assert run(["batch", str(empty), "-o", str(tmp_path / "o")]) == 1
     assert "has no prompts" in capsys.readouterr().err
+
+
+def test_an_unreachable_llm_stops_stage_one_and_keeps_what_was_planned(
+    make_planner, llm_server, tmp_path
+):
+    from prompts import LLMUnavailableError
+
+    records = [{"layout": _layout("a cat")}, {"caption": "a dog"}]
+    prompts = read_prompts(_jsonl(tmp_path / "p.jsonl", records))
+    llm_server.stop()
+    with pytest.raises(LLMUnavailableError, match="could not reach"):
+        run_batch(prompts, tmp_path / "out", planner=make_planner(max_retries=0),
+                  settings=SETTINGS)  # fmt: skip
+    kept = [json.loads(line) for line in (tmp_path / "out/layouts.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["source"]) for r in kept] == [(0, "input")]
+    assert not list((tmp_path / "out").glob("0000*"))  # no picture before stage 1 is complete
+
+
+def test_stage_one_keeps_several_requests_in_flight(make_planner, llm_server, tmp_path):
+    import threading
+
+    from lmd.batch import plan_prompts
+
+    llm_server.default = CAT_DOG
+    real = make_planner()
+    together = threading.Barrier(3, timeout=10)  # breaks unless 3 requests wait at once
+
+    class Together:
+        model = real.model
+
+        def plan_messages(self, caption):
+            return real.plan_messages(caption)
+
+        def complete(self, messages, sample=0):
+            together.wait()
+            return real.complete(messages, sample=sample)
+
+    prompts = read_prompts(
+        _jsonl(tmp_path / "p.jsonl", [{"caption": f"cat {i}"} for i in range(6)])
+    )
+    records = plan_prompts(prompts, tmp_path / "layouts.jsonl", Together(), workers=3)
+    assert sorted(records) == list(range(6)) and all(r.layout for r in records.values())
+    assert len(llm_server.requests) == 6

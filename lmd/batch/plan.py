@@ -137,6 +137,7 @@ def _ask_all(planner, prompts: Sequence[BatchPrompt], workers: int, keep) -> Non
     with warnings.catch_warnings():  # clipped boxes are recorded per prompt, not printed
         warnings.simplefilter("ignore", LayoutWarning)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmd-plan")
+        finished_cleanly = False
         try:
             futures: dict[Future, BatchPrompt] = {pool.submit(_ask, planner, p): p for p in prompts}
             pending = set(futures)
@@ -148,8 +149,9 @@ def _ask_all(planner, prompts: Sequence[BatchPrompt], workers: int, keep) -> Non
                         keep(future.result())
                 if errors:
                     raise errors[0]  # an unreachable LLM ends the stage
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            finished_cleanly = True
+        finally:  # on an error or Ctrl-C, do not wait for the requests still in flight
+            pool.shutdown(wait=finished_cleanly, cancel_futures=True)
 
 
 def _ask(planner, prompt: BatchPrompt) -> Planned:
