@@ -53,17 +53,20 @@ class Detector:
         inputs = self.processor(text=texts, images=images, return_tensors="pt", truncation=True)
         outputs = self.model(**inputs.to(self.device))
         sizes = [(image.height, image.width) for image in images]
-        results = self.processor.post_process_grounded_object_detection(
-            outputs, threshold=0.0, target_sizes=sizes, text_labels=texts
+        results = self.processor.image_processor.post_process_object_detection(
+            outputs=outputs, threshold=0.0, target_sizes=sizes
         )
         return [
             [
-                Detection(name, float(score), tuple(float(v) for v in box))
-                for name, score, box in zip(
-                    r["text_labels"], r["scores"].tolist(), r["boxes"].cpu().tolist(), strict=True
-                )
+                Detection(names[label], score, tuple(box))
+                for label, score, box in zip(
+                    r["labels"].tolist(),
+                    r["scores"].tolist(),
+                    r["boxes"].cpu().tolist(),
+                    strict=True,
+                )  # fmt: skip
             ]
-            for r in results
+            for names, r in zip(texts, results, strict=True)
         ]
 
 
