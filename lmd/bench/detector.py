@@ -64,7 +64,7 @@ class Detector:
                     r["scores"].tolist(),
                     r["boxes"].cpu().tolist(),
                     strict=True,
-                )  # fmt: skip
+                )
             ]
             for names, r in zip(texts, results, strict=True)
         ]
