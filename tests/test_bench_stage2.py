@@ -176,3 +176,5 @@ def test_cli_errors(tmp_path, capsys):
     assert run(["bench", "stage2", str(tmp_path), "--detector", str(tmp_path / "no-model")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: detector folder") and "does not exist" in err
+    assert run(["bench", "stage2", str(tmp_path)]) == 1  # the hub id, offline (HF_HUB_OFFLINE)
+    assert "'google/owlvit-base-patch32' is not in the local cache" in capsys.readouterr().err
