@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -82,7 +83,7 @@ def test_a_hand_edit_is_drawn_without_asking_the_llm_and_undo_redo_step_over_it(
     ]
     assert edited["table"]["data"] == DOG_UP
     assert pixels(edited["picture_file"]) != pixels(first["picture_file"])
-    saved = json.loads(open(edited["session_file"]).read())
+    saved = json.loads(Path(edited["session_file"]).read_text())
     assert [t["request"] for t in saved["turns"]] == ["a cat and a dog", MANUAL_REQUEST]
 
     undone = page.call("/undo")
