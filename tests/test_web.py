@@ -143,18 +143,20 @@ def test_a_corrupt_uploaded_session_is_one_message_and_changes_nothing(web, page
     assert shown["chat"][0] == ("user", "a cat and a dog") and len(shown["chat"]) == 2
 
 
-def test_an_uploaded_session_continues_in_a_new_page(web, page, tmp_path):
+def test_each_page_has_its_own_conversation_and_an_upload_continues_one(web, page, tmp_path):
     web.llm.enqueue(CAT_DOG, DOG_MOVED)
     first = page.send("a cat and a dog")
     path = tmp_path / "mine.json"
     shutil.copy(first["session_file"], path)
-    other = web.page()
+    other = web.page()  # another browser: a conversation of its own
+    assert other.call("/refresh")["chat"] == []
     opened = other.open(path)
     assert opened["chat"][0] == ("user", "a cat and a dog")
     assert "opened mine.json: 1 turn" in opened["status"]
     assert pixels(opened["picture_file"]) == pixels(first["picture_file"])
     moved = other.send("move the dog up")
     assert moved["chat"][-1] == ("assistant", 'moved "a brown dog" (0 drawn, 2 reused)')
+    assert len(page.call("/refresh")["chat"]) == 2  # the first page did not move its dog
 
 
 def test_an_llm_that_returns_garbage_gives_a_message_and_keeps_the_conversation(web, page):
@@ -185,8 +187,6 @@ def test_a_bad_table_cell_names_the_row_and_column(web, page):
 
 
 def test_a_render_that_runs_out_of_memory_is_one_message(web, page, monkeypatch):
-    web.llm.enqueue(CAT_DOG)
-    page.send("a cat and a dog")
     with web.handlers.pool.renderer(web.settings) as renderer:
         pass
 
@@ -196,15 +196,8 @@ def test_a_render_that_runs_out_of_memory_is_one_message(web, page, monkeypatch)
     monkeypatch.setattr(renderer.controller, "render", out_of_memory)
     with pytest.raises(AppError, match="rendering failed: CUDA out of memory. Tried"):
         page.apply([["a grey cat", 10, 10, 100, 100]], "a park")
-    assert len(page.call("/refresh")["chat"]) == 2
-
-
-def test_each_browser_session_has_its_own_conversation(web, page):
-    web.llm.enqueue(CAT_DOG)
-    page.send("a cat and a dog")
-    other = web.page()
-    assert other.call("/refresh")["chat"] == []
-    assert len(page.call("/refresh")["chat"]) == 2
+    shown = page.call("/refresh")
+    assert shown["chat"] == [] and shown["session_file"] is None  # no turn was recorded
 
 
 def test_renders_queue_one_at_a_time_and_others_see_their_place(web, page):

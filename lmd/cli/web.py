@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +35,20 @@ from lmd.cli.options import (
 )  # fmt: skip
 
 INSTALL = 'pip install -e ".[web]" (or pip install "lmd[web]")'
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with a message naming the flags when `host`:`port` cannot be served on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself does
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as e:
+            raise LmdError(
+                f"cannot serve on --host {host} --port {port} ({e.strerror or e}); "
+                "pick another --port"
+            ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -85,7 +100,9 @@ def web_command(
     try:
         from lmd.web.app import Defaults, build_app, launch, make_handlers
     except ImportError as e:
-        raise LmdError(f"lmd web needs gradio ({e}); install it with: {INSTALL}") from None
+        raise LmdError(
+            f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
+        ) from None
 
     from prompts import default_model
 
@@ -102,6 +119,7 @@ def web_command(
             "(and its GPU)",
             file=sys.stderr,
         )
+    check_port(host, port)
     root = output or Path(tempfile.mkdtemp(prefix="lmd-web-"))
     root.mkdir(parents=True, exist_ok=True)
 

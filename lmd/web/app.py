@@ -15,7 +15,7 @@ from lmd.api import RenderSettings
 from lmd.models import METHODS
 from lmd.web.handlers import Handlers, PlannerFactory, friendly
 from lmd.web.pool import RenderPool
-from lmd.web.views import COLUMNS
+from lmd.web.views import COLUMNS, canvas_text, status_text
 
 TITLE = "lmd: talk to a picture"
 INTRO = (
@@ -23,10 +23,11 @@ INTRO = (
     "in the table and press **Apply** (no LLM is asked). Undo and redo step through the turns."
 )
 CSS = """
-.lmd-strip .thumbnail-item { min-width: 88px; }
-.lmd-status { min-height: 3em; }
+.lmd-status { min-height: 4.5em; }
+#lmd-chat button[aria-label="Clear"] { display: none; }
 footer { display: none !important; }
 """
+"""Clearing the chat would not clear the conversation (Start over does): its button is hidden."""
 
 
 def theme() -> gr.themes.Base:
@@ -54,14 +55,19 @@ def build_app(
     """The page; renders go through the queue, at most `concurrency` at a time."""
     d = defaults or Defaults()
     h = handlers
-    render = {"concurrency_limit": concurrency, "concurrency_id": "render"}
-    quick = {"concurrency_limit": None}
+    quick = {"concurrency_limit": None, "show_progress": "hidden"}
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda ws: ws.close() if ws else None)
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=300):
-                chat = gr.Chatbot(label="Conversation", height=430, feedback_options=None)
+                chat = gr.Chatbot(
+                    label="Conversation",
+                    height=430,
+                    feedback_options=None,
+                    buttons=[],
+                    elem_id="lmd-chat",
+                )
                 text = gr.Textbox(
                     label="What to draw or change",
                     placeholder="a cat to the left of a dog / move the dog up / make it night",
@@ -70,24 +76,25 @@ def build_app(
                 )
                 send = gr.Button("Send", variant="primary")
                 with gr.Row():
-                    undo = gr.Button("Undo", size="sm", interactive=False)
+                    undo = gr.Button("Undo", size="sm", interactive=False, elem_id="lmd-undo")
                     redo = gr.Button("Redo", size="sm", interactive=False)
                     reroll = gr.Button("New seed", size="sm", interactive=False)
                     restart = gr.Button("Start over", size="sm")
             with gr.Column(scale=5, min_width=360):
                 image = gr.Image(
                     label="Picture", type="pil", format="png", interactive=False, height=430,
-                    buttons=["download", "fullscreen"],
+                    buttons=["download", "fullscreen"], elem_id="lmd-picture",
                 )  # fmt: skip
                 boxes = gr.Checkbox(label="Draw the layout boxes over the picture", value=True)
                 status = gr.Markdown(
-                    "Say what to draw, or fill in the table and press Apply.",
+                    status_text(None),
                     elem_classes="lmd-status",
+                    elem_id="lmd-status",
                 )
                 strip = gr.Gallery(
                     label="Turns (click one to go back to it)", columns=8, rows=1, height=120,
-                    allow_preview=False, object_fit="cover", elem_classes="lmd-strip",
-                    buttons=[], format="png",
+                    allow_preview=False, object_fit="cover", fit_columns=False, buttons=[],
+                    format="png", elem_classes="lmd-strip", elem_id="lmd-turns",
                 )  # fmt: skip
                 with gr.Row():
                     picture_file = gr.DownloadButton(
@@ -101,23 +108,23 @@ def build_app(
                     )
             with gr.Column(scale=4, min_width=300):
                 gr.Markdown("### Layout")
-                canvas = gr.Markdown("Canvas 512 x 512 px")
+                canvas = gr.Markdown(canvas_text(None))
                 table = gr.Dataframe(
                     headers=COLUMNS, datatype=["str", "number", "number", "number", "number"],
                     type="array", interactive=True, column_count=len(COLUMNS),
                     row_count=1, label="Objects (name and box)", show_label=False,
+                    elem_id="lmd-layout",
                 )  # fmt: skip
                 background = gr.Textbox(label="Background", lines=1)
                 negative = gr.Textbox(label="Negative prompt", lines=1)
-                apply = gr.Button("Apply: draw this layout (no LLM)", variant="primary")
+                apply = gr.Button(
+                    "Apply: draw this layout (no LLM)", variant="primary", elem_id="lmd-apply"
+                )
         with gr.Accordion("Objects, each drawn on its own", open=False):
             objects = gr.Gallery(
-                label="Per-object pictures",
-                columns=6,
-                height=220,
-                object_fit="contain",
-                format="png",
-            )
+                label="Per-object pictures (before they are composed)", columns=6, height=210,
+                object_fit="contain", fit_columns=False, format="png", elem_id="lmd-objects",
+            )  # fmt: skip
         with gr.Accordion("Settings", open=False):
             with gr.Row():
                 llm = gr.Textbox(label="LLM model (litellm)", value=d.llm, placeholder="default")
@@ -135,6 +142,12 @@ def build_app(
                 sam = gr.Checkbox(value=handlers.render.sam, label="Refine masks with SAM")
 
         settings = [llm, base_url, method, steps, seed, sam]
+        # Renders queue (at most `concurrency` at once); their progress and errors show on the
+        # status line, so the picture and the conversation stay in view.
+        render = {
+            "concurrency_limit": concurrency, "concurrency_id": "render",
+            "show_progress_on": [status],
+        }  # fmt: skip
         view = [
             state, chat, image, status, table, background, negative, canvas, strip, objects,
             picture_file, session_file, undo, redo, reroll,

@@ -71,7 +71,6 @@ class View:
         layout = turn.layout if turn is not None else None
         turns = conversation.session if conversation is not None else None
         number = (turns.cursor + 1, len(turns.turns)) if turns is not None else (0, 0)
-        canvas = (layout.width, layout.height) if layout is not None else (512, 512)
         status = views.status_text(turn, ws.notes)
         if turn is not None:
             status = f"**Turn {number[0]} of {number[1]}**: {status}"
@@ -84,8 +83,7 @@ class View:
             views.table_rows(layout),
             layout.background if layout is not None else "",
             layout.negative if layout is not None else "",
-            f"Canvas {canvas[0]} x {canvas[1]} px: x, y is a box's top-left corner, "
-            "w, h its size. Clear a row to remove it.",
+            views.canvas_text(layout),
             views.thumbnails(turns) if turns is not None else [],
             ws.object_pictures(turn),
             gr.DownloadButton(

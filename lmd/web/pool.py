@@ -93,12 +93,19 @@ class RenderPool:
         self._running = 0
 
     @contextmanager
-    def renderer(self, settings: RenderSettings) -> Iterator[Renderer]:
-        """A renderer for `settings`, held for the `with` block (waits while all are busy)."""
+    def renderer(
+        self, settings: RenderSettings, on_load: Callable[[], None] | None = None
+    ) -> Iterator[Renderer]:
+        """A renderer for `settings`, held for the `with` block (waits while all are busy).
+
+        `on_load()` is called first when the models must be loaded for it.
+        """
         renderer, first = self._take(settings)
         group = self._groups[settings]
         try:
             if renderer is None:
+                if on_load is not None:
+                    on_load()
                 renderer = self._load(settings, first)
                 if group.cache is None:
                     group.cache = SharedCache(renderer.cache)

@@ -23,6 +23,8 @@ from lmd.api import RenderSettings
 from lmd.web.pool import RenderPool
 
 SESSION_FILE = "session.json"
+LOADING = "loading"
+"""The progress phase reported while a renderer's models load."""
 
 
 class BusyError(SessionError):
@@ -50,7 +52,13 @@ class PooledRender:
         self.last: RenderOutput | None = None
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
-        with self.pool.renderer(self.settings) as renderer:
+        progress = request.progress
+
+        def loading() -> None:
+            if progress is not None:
+                progress(LOADING, 0, 1)
+
+        with self.pool.renderer(self.settings, on_load=loading) as renderer:
             output = renderer(request)
         self.last = output
         return output

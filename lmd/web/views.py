@@ -158,6 +158,15 @@ def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
     return items
 
 
+def canvas_text(layout: Layout | None) -> str:
+    """How to read the table: the canvas the boxes are on."""
+    width, height = (layout.width, layout.height) if layout is not None else (512, 512)
+    return (
+        f"Canvas {width} x {height} px: x, y is a box's top-left corner, w, h its size. "
+        "Clear a row to remove it; + adds one."
+    )
+
+
 def status_text(turn: Turn | None, notes: Sequence[str] = ()) -> str:
     """The line under the picture: the current turn's outcome and any notes."""
     if turn is None:
