@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures_llm import TEST_API_KEY, TEST_MODEL, ScriptedLLMServer
+from tests.test_product import CAT_DOG, DOG_MOVED  # the same LLM replies as the product tests
 
 NO_GRADIO = pytest.mark.skipif(
     importlib.util.find_spec("gradio") is None or importlib.util.find_spec("gradio_client") is None,
@@ -33,14 +34,7 @@ VIEW = [
 ]  # fmt: skip
 """The app's outputs as gradio_client returns them (the state and buttons are not returned)."""
 
-CAT_DOG = (
-    "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog', [280, 240, 180, 200])]\n"
-    "Background prompt: A realistic photo of a park\nNegative prompt: "
-)
-DOG_MOVED = (
-    "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog', [280, 40, 180, 200])]\n"
-    "Background prompt: A realistic photo of a park\nNegative prompt: "
-)
+__all__ = ["CAT_DOG", "DOG_MOVED", "NO_GRADIO", "TINY_ARGS", "Page", "WebServer", "free_port"]
 
 
 def free_port() -> int:
