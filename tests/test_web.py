@@ -152,8 +152,12 @@ def test_each_page_has_its_own_conversation_and_an_upload_continues_one(web, pag
     assert other.call("/refresh")["chat"] == []
     opened = other.open(path)
     assert opened["chat"][0] == ("user", "a cat and a dog")
-    assert "opened mine.json: 1 turn" in opened["status"]
-    assert pixels(opened["picture_file"]) == pixels(first["picture_file"])
+    assert "Opened mine.json: 1 turn." in opened["status"]
+    assert opened["picture_file"] is None  # the first page's picture is not this page's
+    assert Image.open(opened["picture"]).getpixel((5, 5)) == (245, 245, 245)  # layout sketch
+    assert opened["table"] == first["table"]
+    redrawn = other.apply(opened["table"]["data"], opened["background"])
+    assert pixels(redrawn["picture_file"]) == pixels(first["picture_file"])  # same seeds
     moved = other.send("move the dog up")
     assert moved["chat"][-1] == ("assistant", 'moved "a brown dog" (0 drawn, 2 reused)')
     assert len(page.call("/refresh")["chat"]) == 2  # the first page did not move its dog
@@ -247,3 +251,15 @@ def _defaults(web):
     from tests.fixtures_llm import TEST_MODEL
 
     return (TEST_MODEL, web.llm.url, "lmd", 2, 102, True)  # a seed no other test uses
+
+
+def test_the_render_limit_follows_concurrency(tmp_path):
+    from lmd.api import RenderSettings
+    from lmd.web.app import build_app, make_handlers
+
+    handlers = make_handlers(tmp_path, RenderSettings(), lambda *a: None, concurrency=2)
+    demo = build_app(handlers)
+    fns = list(demo.fns.values())
+    assert {f.concurrency_limit for f in fns if f.concurrency_id == "render"} == {2}
+    undo = next(f for f in fns if f.api_name == "undo")
+    assert undo.concurrency_limit is None  # undo never waits behind a render

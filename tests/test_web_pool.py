@@ -156,3 +156,17 @@ def test_on_load_is_told_only_when_models_load():
     with pool.renderer(SD, on_load=lambda: loads.append("load sd")):
         pass
     assert loads == ["load", "load sd"]
+
+
+def test_an_opened_session_shows_only_this_pages_own_pictures(tmp_path):
+    pool = RenderPool(1, load=Painter)
+    settings = TurnSettings(render=LMD, planner=ScriptedPlanner(CAT_DOG), seed=1)
+    mine, theirs = WebSession(tmp_path / "a", pool), WebSession(tmp_path / "b", pool)
+    theirs.send("a cat", settings)
+    mine.open(theirs.session_file, settings)  # names a picture in the other page's folder
+    assert mine.current.image_path is None and mine.picture_file(mine.current) is None
+    assert mine.current.layout == theirs.current.layout
+    mine.send("a cat", TurnSettings(render=LMD, planner=ScriptedPlanner(CAT_DOG), seed=1))
+    own = mine.session_file
+    mine.open(own, settings)  # its own session again: its pictures are still its own
+    assert mine.picture_file(mine.current) == mine.current.image_path is not None

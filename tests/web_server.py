@@ -108,7 +108,7 @@ class WebServer:
             self.root / "sessions", self.settings, planner, concurrency=self.concurrency
         )
         defaults = Defaults(llm=TEST_MODEL, llm_base_url=self.llm.url, seed=7)
-        self.demo = build_app(self.handlers, defaults, concurrency=self.concurrency)
+        self.demo = build_app(self.handlers, defaults)
         self.url = launch(self.demo, port=free_port(), root=self.root)
         return self
 

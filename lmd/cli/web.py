@@ -136,7 +136,6 @@ def web_command(
             llm_base_url=llm_base_url or os.environ.get("LMD_LLM_BASE_URL", ""),
             seed=seed,
         ),
-        concurrency=concurrency,
     )
     try:
         url = launch(demo, host=host, port=port, root=root)

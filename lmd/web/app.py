@@ -49,12 +49,11 @@ class Defaults:
     seed: int | None = None
 
 
-def build_app(
-    handlers: Handlers, defaults: Defaults | None = None, *, concurrency: int = 1
-) -> gr.Blocks:
-    """The page; renders go through the queue, at most `concurrency` at a time."""
+def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks:
+    """The page; renders go through the queue, as many at once as the handlers' pool has slots."""
     d = defaults or Defaults()
     h = handlers
+    concurrency = handlers.pool.slots
     quick = {"concurrency_limit": None, "show_progress": "hidden"}
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda ws: ws.close() if ws else None)

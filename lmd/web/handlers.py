@@ -75,6 +75,7 @@ class View:
         if turn is not None:
             status = f"**Turn {number[0]} of {number[1]}**: {status}"
         session_file = ws.session_file
+        picture_file = ws.picture_file(turn)
         return (
             ws,
             views.chat_messages(conversation.turns if conversation is not None else []),
@@ -86,10 +87,7 @@ class View:
             views.canvas_text(layout),
             views.thumbnails(turns) if turns is not None else [],
             ws.object_pictures(turn),
-            gr.DownloadButton(
-                value=turn.image_path if turn is not None else None,
-                interactive=turn is not None and turn.image_path is not None,
-            ),
+            gr.DownloadButton(value=picture_file, interactive=picture_file is not None),
             gr.DownloadButton(
                 value=str(session_file) if session_file else None,
                 interactive=session_file is not None,
@@ -214,7 +212,11 @@ class Handlers:
         with ws.busy(wait=False):
             ws.open(upload, settings)
             turns = len(ws.conversation.turns)
-            ws.notes = [f"opened {Path(upload).name}: {turns} turn{'s' if turns != 1 else ''}"]
+            ws.notes = [
+                f"Opened {Path(upload).name}: {turns} turn{'s' if turns != 1 else ''}. A session "
+                "file keeps the layouts, not the pictures: the layout is shown; press Apply to "
+                "draw it again."
+            ]
         return View(ws, show_boxes).values()
 
     def refresh(self, state, show_boxes):

@@ -92,6 +92,19 @@ class WebSession:
             return None
         return c.session_path
 
+    def owns(self, path: str | Path | None) -> bool:
+        """Whether `path` is a file this page wrote (in its own folder)."""
+        if path is None:
+            return False
+        resolved = Path(path).resolve()
+        return resolved.is_file() and resolved.is_relative_to(self.folder.resolve())
+
+    def picture_file(self, turn: Turn | None) -> str | None:
+        """The turn's picture file, to download, if this page has it."""
+        if turn is None or not self.owns(turn.image_path):
+            return None
+        return turn.image_path
+
     def object_pictures(self, turn: Turn | None) -> list[tuple[Image.Image, str]]:
         """Each object of `turn` drawn on its own, as (picture, name); empty if not kept."""
         if turn is None or turn.image_path is None:
@@ -145,8 +158,17 @@ class WebSession:
         self.notes = []
 
     def open(self, path: str | Path, settings: TurnSettings) -> Conversation:
-        """Continue the session saved at `path` (a copy is kept here); raises `SessionError`."""
+        """Continue the session saved at `path` (a copy is kept here); raises `SessionError`.
+
+        Pictures are not part of a session file, and the paths it names are not followed
+        (they could name anyone's files on this server): only this page's own pictures show.
+        """
         session = Session.load(path)
+        turns = [
+            t if self.owns(t.image_path) else t.model_copy(update={"image_path": None})
+            for t in session.turns
+        ]
+        session = session.model_copy(update={"turns": turns})
         conversation = self._new(settings, session=session)
         conversation.save()
         self.conversation = conversation
@@ -173,7 +195,8 @@ class WebSession:
         self._count += 1
         folder = self.folder / f"{self._count}"
         self._render = PooledRender(self.pool, settings.render)
-        meta = {"model": settings.render.model, "method": settings.render.method}
+        render = settings.render
+        meta = {"model": render.model, "method": render.method, "steps": render.steps}
         options: dict[str, Any] = {"session": session} if session is not None else {
             "seed": settings.seed, "meta": meta,
         }  # fmt: skip
