@@ -13,13 +13,16 @@ import warnings
 import click
 
 # Importing these modules registers their commands (one line per command module).
+import lmd.cli.batch  # noqa: F401
 import lmd.cli.bench_edit  # noqa: F401
 import lmd.cli.bench_speed  # noqa: F401
 import lmd.cli.bench_stage1  # noqa: F401
+import lmd.cli.bench_stage2  # noqa: F401
 import lmd.cli.chat  # noqa: F401
 import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
+import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
 
 __all__ = ["app", "bench_app", "main", "run"]
