@@ -322,7 +322,9 @@ class Conversation:
             generated=output.generated,
             reused=output.reused,
             summary=summary,
-        ).with_image(output.image)
+        )
+        if image_path is None:  # on disk it is read when asked: a long chat holds no pictures
+            turn.with_image(output.image)
         history = session.history
         self._store(
             session.model_copy(

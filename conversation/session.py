@@ -32,8 +32,8 @@ class Turn(BaseModel):
     """One request and what came of it: the LLM's reply, the layout, its seeds and picture.
 
     `reply` is None for turns that did not ask the LLM (a re-roll with a new background seed).
-    `object_ids` and `object_seeds` run parallel to `layout.boxes`. A turn whose picture is
-    on disk (`image_path`) does not keep it in memory: `image` reads it when asked.
+    `object_ids` and `object_seeds` run parallel to `layout.boxes`. A conversation keeps a
+    turn's picture in memory only when it has no file (`image_path`); `image` reads the file.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -71,7 +71,7 @@ class Turn(BaseModel):
 
     @property
     def image(self) -> Image.Image | None:
-        """The picture, read from `image_path` (or kept in memory when it has no file)."""
+        """The picture attached with `with_image`, else read from `image_path` (not kept)."""
         if self._image is None and self.image_path and Path(self.image_path).is_file():
             with Image.open(self.image_path) as im:
                 return im.copy()
@@ -86,8 +86,8 @@ class Turn(BaseModel):
         ]
 
     def with_image(self, image: Image.Image | None) -> Turn:
-        """Attach the rendered picture; kept in memory only when it has no file on disk."""
-        self._image = None if self.image_path else image
+        """Keep `image` in memory as this turn's picture (not saved in the session JSON)."""
+        self._image = image
         return self
 
 
