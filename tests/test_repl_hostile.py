@@ -103,22 +103,23 @@ def test_warnings_of_a_readable_reply_are_one_line_each(tmp_path, llm_server, ma
 
 @pytest.mark.slow
 def test_lmd_chat_never_exits_before_quit_whatever_the_llm_sends(tmp_path, llm_env):
-    """The done-when of issue 10: `lmd chat` on random:tiny against a scripted server."""
-    requests = ["a cat and a dog in a park"]
-    llm_env.enqueue(GOOD)
-    for name, reply in HOSTILE_REPLIES.items():
-        llm_env.enqueue(reply, reply, reply)
-        llm_env.enqueue(MOVED if len(requests) % 4 == 1 else GOOD)
-        requests += [f"hostile: {name}", "move the dog"]
-    llm_env.enqueue(Status(429, {"Retry-After": "1"}), GOOD.replace("a cat", "a cat."))
-    requests.append("after a rate limit")
+    """The done-when of issue 10: `lmd chat` on random:tiny against a scripted server that
+    sends each kind of hostile reply in turn, each followed by a request that works."""
+    script: list[tuple[str, list]] = [("a cat and a dog in a park", [GOOD])]
+    kinds = {name: [reply] * 3 for name, reply in HOSTILE_REPLIES.items()}  # answer + 2 repairs
+    kinds |= {"HTTP 500 forever": [500] * 3, "trickling": [Trickle(GOOD, 1.0)], "silent": [SILENT]}
+    for i, (name, replies) in enumerate(kinds.items()):
+        script += [(f"hostile: {name}", replies), ("move the dog", [MOVED if i % 2 else GOOD])]
+    script.append(("after a rate limit", [Status(429, {"Retry-After": "1"}), MOVED]))
+    for _, replies in script:
+        llm_env.enqueue(*replies)
     session = tmp_path / "session.json"
     command = [
         sys.executable, "-m", "lmd", "chat", "--session", str(session), "-o", str(tmp_path),
         "--model", "random:tiny", "--steps", "2", "--no-sam", "--device", "cpu",
-        "--height", "64", "--width", "64", "--llm-timeout", "30", "--llm-retries", "2",
+        "--height", "64", "--width", "64", "--llm-timeout", "15", "--llm-retries", "2",
     ]  # fmt: skip
-    stdin = "\n".join([*requests, "/quit", "never read"]) + "\n"
+    stdin = "\n".join([*(text for text, _ in script), "/quit", "never read"]) + "\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         command, cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=600
@@ -126,16 +127,13 @@ def test_lmd_chat_never_exits_before_quit_whatever_the_llm_sends(tmp_path, llm_e
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == len(HOSTILE_REPLIES), errors
+    assert len(errors) == len(kinds), errors
     assert any(line.startswith("note: the LLM at") for line in proc.stderr.splitlines())
-    turns = 2 + len(HOSTILE_REPLIES)
-    assert f"turn {turns}:" in proc.stdout
+    good = [text for text, _ in script if not text.startswith("hostile: ")]
+    assert f"turn {len(good)}:" in proc.stdout
     saved = json.loads(session.read_text(encoding="utf-8"))
-    assert [t["request"] for t in saved["turns"]] == [
-        r for r in requests if not r.startswith("hostile: ")
-    ]
-    assert saved["turns"][-1]["layout"]["boxes"][0]["name"] == "a cat"
-    assert len(llm_env.requests) == 1 + 4 * len(HOSTILE_REPLIES) + 2  # nothing after /quit
+    assert [t["request"] for t in saved["turns"]] == good
+    assert len(llm_env.requests) == sum(len(r) for _, r in script)  # nothing after /quit
 
 
 def test_a_picture_that_cannot_be_written_is_one_error_line_and_the_chat_goes_on(tmp_path):
