@@ -155,7 +155,9 @@ class Session(BaseModel):
             data = json.loads(text, parse_int=_int)
         except RecursionError:
             raise SessionError(f"session file {path} nests too deeply to be a session") from None
-        except ValueError as e:  # JSONDecodeError, or a number of absurd length
+        except _AbsurdNumber as e:
+            raise SessionError(f"session file {path} is not a session: {e}") from None
+        except ValueError as e:  # JSONDecodeError
             raise SessionError(f"session file {path} is not valid JSON: {_clip(e)}") from None
         depth, surrogate = _walk(data)
         if depth > MAX_NESTING:
@@ -180,9 +182,13 @@ class Session(BaseModel):
             ) from None
 
 
+class _AbsurdNumber(ValueError):
+    pass
+
+
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise ValueError(f"a number with {len(text)} digits ({text[:10]}...)")
+        raise _AbsurdNumber(f"a number with {len(text)} digits ({text[:10]}...)")
     return int(text)
 
 
