@@ -42,7 +42,8 @@ def run_repl(
 
     Each picture's path and a one-line summary of the change go to `output`; failures go to
     `err` as one `error: ...` line and leave the session as it was. The prompt is shown only
-    when `input_stream` is a terminal. `progress` is handed to the renderer.
+    when `input_stream` is a terminal. `progress` is handed to the renderer. A planner that
+    announces retries to no one (`on_retry` None) announces them on `err` as `note:` lines.
     """
     interactive = _isatty(input_stream)
 
@@ -51,6 +52,9 @@ def run_repl(
 
     def complain(text: str) -> None:
         print(text, file=err, flush=True)
+
+    if getattr(conversation.planner, "on_retry", False) is None:
+        conversation.planner.on_retry = lambda notice: complain(f"note: {notice}")
 
     def show(turn: Turn | None, nothing: str) -> None:
         if turn is None:

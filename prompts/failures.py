@@ -34,10 +34,11 @@ def unavailable(
     """The one-line error for a request that failed for good; `limit` when time ran out."""
     ex = litellm.exceptions
     detail = short(e)
+    count = f"{tries} {'try' if tries == 1 else 'tries'}"
     if limit is not None:
         return LLMUnavailableError(
-            f"no answer from the LLM at {where} within the {limit:g} s deadline "
-            f"({tries} {'try' if tries == 1 else 'tries'}); last error: {detail}"
+            f"no answer from the LLM at {where} within the {limit:g} s deadline ({count}); "
+            f"last error: {detail}"
         )
     if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError):
         return LLMUnavailableError(f"the LLM at {where} rejected the API key: {detail}")
@@ -46,9 +47,9 @@ def unavailable(
     if isinstance(e, ex.BadRequestError):
         return LLMUnavailableError(f"the LLM at {where} rejected the request: {detail}")
     if isinstance(e, ex.APIConnectionError | ex.Timeout) or _is_connection_error(e):
-        return LLMUnavailableError(f"could not reach the LLM at {where} ({tries} tries): {detail}")
+        return LLMUnavailableError(f"could not reach the LLM at {where} ({count}): {detail}")
     if transient(litellm, e) or isinstance(e, DeadlineExceeded):
-        return LLMUnavailableError(f"the LLM at {where} kept failing ({tries} tries): {detail}")
+        return LLMUnavailableError(f"the LLM at {where} kept failing ({count}): {detail}")
     return LLMUnavailableError(f"asking the LLM at {where} failed: {detail}")
 
 

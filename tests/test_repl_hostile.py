@@ -87,6 +87,16 @@ def _run(conversation: Conversation, text: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def test_the_repl_says_each_retry_of_the_llm(tmp_path, llm_server, make_planner):
+    llm_server.enqueue(503, GOOD)
+    c = Conversation(make_planner(retry_wait=0.01), SketchRenderer(), seed=1)
+    code, out, err = _run(c, "a cat and a dog\n")
+    assert code == 0 and "turn 1:" in out
+    assert err == (
+        f"note: the LLM at {llm_server.url} failed (scripted HTTP 503); retry 1 of 4 in 0.0 s\n"
+    )
+
+
 def test_warnings_of_a_readable_reply_are_one_line_each(tmp_path, llm_server, make_planner):
     llm_server.enqueue(
         "Objects: [('一只猫', [400, 200, 300, 160]), ('a dog.', [30, 190, 170, 180])]\n"
