@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TextIO
 
 from conversation.manager import Conversation
 from conversation.render import Progress
 from conversation.session import Turn
-from layouts.errors import LmdError
+from layouts.errors import LayoutWarning, LmdError
 
 PROMPT = "lmd> "
 HELP = """\
@@ -41,7 +42,8 @@ def run_repl(
 
     Each picture's path and a one-line summary of the change go to `output`; failures go to
     `err` as one `error: ...` line and leave the session as it was. The prompt is shown only
-    when `input_stream` is a terminal. `progress` is handed to the renderer.
+    when `input_stream` is a terminal. `progress` is handed to the renderer. A planner that
+    announces retries to no one (`on_retry` None) announces them on `err` as `note:` lines.
     """
     interactive = _isatty(input_stream)
 
@@ -50,6 +52,9 @@ def run_repl(
 
     def complain(text: str) -> None:
         print(text, file=err, flush=True)
+
+    if getattr(conversation.planner, "on_retry", False) is None:
+        conversation.planner.on_retry = lambda notice: complain(f"note: {notice}")
 
     def show(turn: Turn | None, nothing: str) -> None:
         if turn is None:
@@ -99,8 +104,14 @@ def run_repl(
                     continue
                 commands[name](arg.strip())
             else:
-                show(conversation.send(line, progress=progress), "")
-        except LmdError as e:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", LayoutWarning)
+                    turn = conversation.send(line, progress=progress)
+                for w in caught:  # boxes clipped, a layout not in English: one line each
+                    if issubclass(w.category, LayoutWarning):
+                        complain(f"warning: {_one_line(w.message)}")
+                show(turn, "")
+        except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
             complain(f"error: {_one_line(e)}")
         except KeyboardInterrupt:
             complain("interrupted; the session is as it was")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from conversation.render import Progress, RenderOutput, RenderRequest
-    from lmd.controller import Controller, RenderResult
+    from lmd.controller import BoxCache, Controller, RenderResult
 
 
 class RenderError(LmdError):
@@ -82,16 +82,23 @@ def load_controller(settings: RenderSettings) -> Controller:
 
 
 class Renderer:
-    """Draws layouts with one loaded controller, reusing per-object work between calls."""
+    """Draws layouts with one loaded controller, reusing per-object work between calls.
+
+    `cache` keeps that work (default: a `BoxCache` with its default memory budget; pass
+    `BoxCache(max_bytes=...)` to change it).
+    """
 
     def __init__(
-        self, settings: RenderSettings | None = None, controller: Controller | None = None
+        self,
+        settings: RenderSettings | None = None,
+        controller: Controller | None = None,
+        cache: BoxCache | None = None,
     ):
         from lmd.controller import BoxCache
 
         self.settings = settings or RenderSettings()
         self.controller = controller or load_controller(self.settings)
-        self.cache = BoxCache()
+        self.cache = cache if cache is not None else BoxCache()
 
     def render(
         self,
@@ -128,7 +135,12 @@ class Renderer:
             object_seeds=list(request.object_seeds),
             progress=request.progress,
         )
-        return RenderOutput(image=result.image, generated=result.generated, reused=result.reused)
+        return RenderOutput(
+            image=result.image,
+            generated=result.generated,
+            reused=result.reused,
+            box_images=list(result.box_images),
+        )
 
 
 def save_outputs(out_dir: str | Path, image: Image.Image, layout: Layout) -> dict[str, Path]:
@@ -159,6 +171,7 @@ def generate(
     llm: str | None = None,
     llm_base_url: str | None = None,
     llm_cache: bool = True,
+    llm_timeout: float = 120.0,
     seed: int = 0,
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -169,15 +182,18 @@ def generate(
     """Plan a layout for `caption` with an LLM, then draw it.
 
     `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_checkpoint,
-    device, dtype, height, width, refine, paper). With `out_dir`, `image.png`, `layout.json` and
-    `layout.png` are written there.
+    device, dtype, height, width, refine, paper). With `out_dir`, `image.png`, `layout.json`
+    and `layout.png` are written there. `llm_timeout` bounds the LLM request in seconds,
+    retries included.
     """
     from prompts import Planner
 
     unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}
     if unknown:
         raise TypeError(f"generate() got unknown options: {', '.join(sorted(unknown))}")
-    planner = planner or Planner(model=llm, api_base=llm_base_url, cache=llm_cache)
+    planner = planner or Planner(
+        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+    )
     plan = planner.complete(planner.plan_messages(caption))
     renderer = renderer or Renderer(RenderSettings(**render_options))
     result = renderer.render(plan.layout, seed=seed, progress=progress)

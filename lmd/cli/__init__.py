@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
 # Importing these modules registers their commands (one line per command module).
+import lmd.cli.batch  # noqa: F401
 import lmd.cli.bench_edit  # noqa: F401
 import lmd.cli.bench_speed  # noqa: F401
 import lmd.cli.bench_stage1  # noqa: F401
+import lmd.cli.bench_stage2  # noqa: F401
 import lmd.cli.chat  # noqa: F401
 import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
+import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
 
 __all__ = ["app", "bench_app", "main", "run"]
@@ -32,6 +36,8 @@ def run(argv: list[str] | None = None) -> int:
     for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
         os.environ.setdefault(var, "error")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     try:
         app(args=argv, prog_name="lmd", standalone_mode=False)
     except click.exceptions.Exit as e:

@@ -12,7 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 bench_app = typer.Typer(
-    help="Benchmarks: stage-1 layout accuracy, rendering speed, edit speed.",
+    help="Benchmarks: stage-1 layout and stage-2 image accuracy, rendering and edit speed.",
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")

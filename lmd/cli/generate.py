@@ -8,12 +8,14 @@ import typer
 
 from lmd.cli.app import app
 from lmd.cli.options import (
+    LLM_TIMEOUT,
     Device,
     Dtype,
     Height,
     Llm,
     LlmBaseUrl,
     LlmRetries,
+    LlmTimeout,
     Method,
     Model,
     NoCache,
@@ -40,6 +42,7 @@ def generate_command(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
     method: Method = "lmd",
     steps: Steps = None,
@@ -62,7 +65,7 @@ def generate_command(
         sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
         refine=refine, paper=paper,
     )  # fmt: skip
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
+    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     renderer = Renderer(settings)
     bars = Bars()
     try:
