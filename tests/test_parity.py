@@ -11,7 +11,8 @@ within 1/255. A failure names the first tensor that differs and by how much.
 The default run draws `lmd` (every LMD stage, three boxes, a repeated name) and `lmdplus`
 (GLIGEN) to the end, and the other two recordings as far as what they pin down: the phrase
 tokens' energies (`lmd_article`) and the stop rule's per-box guidance (`lmd_threshold_8.44`).
-`pytest -m slow` draws those two to the end as well; `-m "not parity"` skips all of it.
+`pytest -m slow` draws those two to the end as well; `-m "not parity and not slow"` skips
+all of it.
 """
 
 from __future__ import annotations
