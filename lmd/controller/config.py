@@ -126,8 +126,7 @@ class LMDConfig:
     scale_step_settings: bool = True
     """Paper: step indices are absolute (all 25 of 25 steps guided); lmd: scaled to `steps`."""
     stop_rule: Literal["recompute", "carried"] = "recompute"
-    """Paper: compares the loss carried from the last update (one update too many, then never
-    again in the phase); lmd: recomputes the energy before every update."""
+    """Paper: checks the last update's carried loss (updates below it, then stops); lmd: fresh."""
     centre_half_cell: bool = True
     """Paper: the mask centre omits the half-cell term (shift rounds to the wrong grid step)."""
     frame0_paste: Literal["valid", "box"] = "valid"
