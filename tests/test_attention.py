@@ -123,3 +123,44 @@ def test_layer_resolution():
     assert layer_resolution(6, (12, 8)) == (3, 2)
     with pytest.raises(ValueError):
         layer_resolution(7, (16, 16))
+
+
+class Counting:
+    """A user's attention processor: SDPA that counts its calls."""
+
+    def __init__(self):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        self.inner, self.calls = AttnProcessor2_0(), 0
+
+    def __call__(self, attn, hidden_states, *args, **kwargs):
+        self.calls += 1
+        return self.inner(attn, hidden_states, *args, **kwargs)
+
+
+def test_a_render_leaves_every_processor_the_user_set_and_runs_it(tiny_pipe):
+    from layouts.model import Box, Layout
+    from lmd.controller import Controller, LMDConfig
+
+    unet = tiny_pipe.unet
+    layers = find_hooked_layers(unet)
+    hooked = {f"{n}.processor" for n in (*layers.guidance, layers.mask)}
+    early = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor"
+    late = "up_blocks.2.attentions.0.transformer_blocks.0.attn2.processor"  # after the guided
+    guided = f"{layers.guidance[0]}.processor"
+    before = unet.attn_processors
+    mine = {early: Counting(), late: Counting(), guided: Counting()}
+    unet.set_attn_processor({**before, **mine})
+    try:
+        layout = Layout(boxes=[Box(name="a cat", x=10, y=10, w=60, h=60)], background="a park")
+        result = Controller(tiny_pipe, LMDConfig(steps=2, loss_threshold=0.0)).render(layout)
+        after = unet.attn_processors
+        assert all(after[k] is v for k, v in {**before, **mine}.items() if k not in hooked)
+        assert after[guided] is mine[guided]  # a hooked layer gets its own processor back
+        # Each ran in every UNet call that reached it: a guidance forward stops after the
+        # last guided layer; a hooked layer computes its output with its own processor.
+        assert result.counts.guidance_forwards > 0
+        assert mine[early].calls == mine[guided].calls == result.unet_forwards
+        assert mine[late].calls == result.unet_forwards - result.counts.guidance_forwards
+    finally:
+        unet.set_attn_processor(before)

@@ -10,7 +10,8 @@ A hooked layer computes attention probabilities explicitly only when the `Attent
 asks for it on this forward, keeps only the conditional rows and the requested token
 columns, and can end the forward early (`StopForward`) once the last guidance layer has
 run: the energy needs nothing later, so its gradient is unchanged and the two
-highest-resolution up blocks are skipped. Every other layer runs `AttnProcessor2_0` (SDPA).
+highest-resolution up blocks are skipped. Only the hooked layers are touched: each keeps its
+own processor for its output, and every other layer keeps whatever processor it had.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 
 class StopForward(Exception):  # noqa: N818 (a control-flow signal, not an error)
@@ -96,11 +96,17 @@ class AttentionStore:
 
 
 class CaptureProcessor:
-    """SDPA attention that, when armed, also stores the chosen columns of the probabilities."""
+    """Runs the layer's own processor; when armed, also stores the chosen probability columns.
 
-    def __init__(self, store: AttentionStore, name: str):
+    The probabilities are computed from the layer's own query and key projections (read with
+    forward hooks on `to_q`/`to_k` while the wrapped processor runs), so whatever processor the
+    layer had (SDPA, xformers, IP-Adapter, a LoRA'd projection) still computes its output.
+    """
+
+    def __init__(self, store: AttentionStore, name: str, inner):
         self.store = store
         self.name = name
+        self.inner = inner
 
     def __call__(
         self,
@@ -112,77 +118,46 @@ class CaptureProcessor:
         **kwargs,
     ) -> torch.Tensor:
         store = self.store
+        args = (attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         if self.name not in store.capture or store.columns is None:
-            out = _attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+            out = self.inner(*args, **kwargs)
         else:
-            out = _attend(
-                attn, hidden_states, encoder_hidden_states, attention_mask, temb, store, self.name
-            )
+            seen: dict[str, torch.Tensor] = {}
+            hooks = [
+                attn.to_q.register_forward_hook(lambda m, i, o: seen.setdefault("q", o)),
+                attn.to_k.register_forward_hook(lambda m, i, o: seen.setdefault("k", o)),
+            ]
+            try:
+                out = self.inner(*args, **kwargs)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            if len(seen) < 2:
+                raise RuntimeError(
+                    f"attention capture needs {self.name}'s own to_q and to_k projections; "
+                    "unfuse fused QKV projections before rendering"
+                )
+            with torch.set_grad_enabled(store.grad and torch.is_grad_enabled()):
+                probs = _probs(attn, seen["q"][store.cond], seen["k"][store.cond], attention_mask)
+                store.maps[self.name] = _columns(probs, store.columns)
         if store.stop_after == self.name:
             raise StopForward
         return out
 
 
-def _attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb, store=None, name=""):
-    """`AttnProcessor2_0`'s computation, plus the capture when `store` is given."""
-    residual = hidden_states
-    if attn.spatial_norm is not None:
-        hidden_states = attn.spatial_norm(hidden_states, temb)
-    input_ndim = hidden_states.ndim
-    if input_ndim == 4:
-        batch, channel, height, width = hidden_states.shape
-        hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
-    batch = hidden_states.shape[0]
-    seq = (hidden_states if encoder_hidden_states is None else encoder_hidden_states).shape[1]
-    if attention_mask is not None:
-        attention_mask = attn.prepare_attention_mask(attention_mask, seq, batch)
-        attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
-    if attn.group_norm is not None:
-        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-    query = attn.to_q(hidden_states)
-    if encoder_hidden_states is None:
-        encoder_hidden_states = hidden_states
-    elif attn.norm_cross:
-        encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-    key = attn.to_k(encoder_hidden_states)
-    value = attn.to_v(encoder_hidden_states)
-    head_dim = key.shape[-1] // attn.heads
-    query, key, value = (
-        x.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value)
-    )
+def _probs(attn, query, key, attention_mask) -> torch.Tensor:
+    """Attention probabilities [rows, heads, pixels, tokens] (float32) from projected q, k."""
+    rows, heads = query.shape[0], attn.heads
+    query = query.view(rows, -1, heads, query.shape[-1] // heads).transpose(1, 2)
+    key = key.view(rows, -1, heads, key.shape[-1] // heads).transpose(1, 2)
     if attn.norm_q is not None:
         query = attn.norm_q(query)
     if attn.norm_k is not None:
         key = attn.norm_k(key)
-
-    if store is not None and store.grad:
-        # Guidance forward: the probabilities carry the gradient, so the output uses them too.
-        probs = _probs(query, key, attn.scale, attention_mask)
-        store.maps[name] = _columns(probs[store.cond], store.columns)
-        hidden_states = probs.to(value.dtype) @ value
-    else:
-        hidden_states = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
-        if store is not None:
-            with torch.no_grad():
-                mask = None if attention_mask is None else attention_mask[store.cond]
-                probs = _probs(query[store.cond], key[store.cond], attn.scale, mask)
-                store.maps[name] = _columns(probs, store.columns)
-
-    hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-    hidden_states = attn.to_out[1](attn.to_out[0](hidden_states.to(query.dtype)))
-    if input_ndim == 4:
-        hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
-    if attn.residual_connection:
-        hidden_states = hidden_states + residual
-    return hidden_states / attn.rescale_output_factor
-
-
-def _probs(query, key, scale, mask) -> torch.Tensor:
-    scores = (query.float() @ key.float().transpose(-1, -2)) * scale
-    if mask is not None:
-        scores = scores + mask.float()
+    scores = (query.float() @ key.float().transpose(-1, -2)) * attn.scale
+    if attention_mask is not None:
+        mask = attn.prepare_attention_mask(attention_mask, key.shape[2], rows)
+        scores = scores + mask.view(rows, heads, -1, mask.shape[-1]).float()
     return scores.softmax(dim=-1)
 
 
@@ -195,21 +170,19 @@ def _columns(probs: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def installed(unet, store: AttentionStore) -> Iterator[AttentionStore]:
-    """Install capture processors on the hooked layers (SDPA elsewhere); restore on exit."""
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    original = unet.attn_processors
-    hooked = {*store.layers.guidance, store.layers.mask}
-    processors = {}
-    for key in original:
-        name = key.removesuffix(".processor")
-        processors[key] = CaptureProcessor(store, name) if name in hooked else AttnProcessor2_0()
-    unet.set_attn_processor(processors)
+    """Wrap the hooked layers' processors in capture processors; every other layer keeps the
+    processor it has. The hooked layers get theirs back on exit."""
+    hooked = dict.fromkeys([*store.layers.guidance, store.layers.mask])
+    modules = {name: unet.get_submodule(name) for name in hooked}
+    original = {name: module.processor for name, module in modules.items()}
+    for name, module in modules.items():
+        module.set_processor(CaptureProcessor(store, name, original[name]))
     try:
         yield store
     finally:
         store.clear()
-        unet.set_attn_processor(original)
+        for name, module in modules.items():
+            module.set_processor(original[name])
 
 
 def layer_resolution(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
