@@ -4,10 +4,11 @@ iteration schedule, and stops per box by the configured rule."""
 import torch
 
 from lmd.controller.attention import AttentionStore, find_hooked_layers, installed
+from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.engine import Run
+from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.noise import Cells
-from lmd.controller.per_box import BoxEnergy
 from lmd.controller.prompts import box_prompt, box_tokens
 
 NAMES = ["a gray cat", "a red ball"]
@@ -19,16 +20,19 @@ def setup(pipe, **config):
     run = Run(pipe, cfg, "lmd", AttentionStore(find_hooked_layers(pipe.unet)), (128, 128), (16, 16))
     tokens = [box_tokens(pipe.tokenizer, "a park", n) for n in NAMES]
     cond = run.encode([box_prompt("a park", n) for n in NAMES])
-    energy = BoxEnergy(run, CELLS, tokens, cond)
+    targets = [[Target(t.guided, (c,))] for t, c in zip(tokens, CELLS, strict=True)]
+    energy = AttentionEnergy(run, cond, targets, ["box0", "box1"])
     scheduler = run.scheduler()
-    energy.scheduler, energy.t = scheduler, scheduler.timesteps[0]
     z = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(3))
     return run, energy, scheduler, z
 
 
 def energies(run, energy, z):
+    """The energies of latents `z` at step 0, as the guidance loop evaluates them."""
+    scheduler = run.scheduler()
+    t = scheduler.timesteps[0]
     with torch.no_grad():
-        return energy(z, torch.arange(len(z)))
+        return energy(scheduler.scale_model_input(z, t), torch.arange(len(z)), t, 0)
 
 
 def test_the_guidance_loop_lowers_every_boxs_energy(tiny_pipe):
@@ -80,7 +84,6 @@ def test_the_papers_carried_stop_rule_updates_below_the_threshold_then_never_aga
             out = run.guide(z, 0, t0, scheduler, energy, carried)
             assert (not torch.equal(out, z)) == (rule == "carried")  # one update below it
             forwards, backwards = run.counts.forwards, run.counts.backwards
-            energy.t = t1
             late = run.guide(far, 1, t1, scheduler, energy, carried)
         if rule == "carried":
             assert run.counts.forwards == forwards and torch.equal(late, far)  # never again
@@ -102,9 +105,9 @@ def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(tiny
     run, _, scheduler, z = setup(tiny_pipe, cfg_scale=3.0)
     uncond, cond = run.encode(["dark"]), run.encode(["a park with a gray cat"])
     t = scheduler.timesteps[0]
-    guided = run.cfg_eps(z[:1], t, torch.cat([uncond, cond]), scheduler)
+    guided = run.cfg_eps(z[:1], t, Conditioning.cat([uncond, cond]), scheduler)
     with torch.no_grad():
-        e_u = tiny_pipe.unet(z[:1], t, encoder_hidden_states=uncond)[0]
-        e_c = tiny_pipe.unet(z[:1], t, encoder_hidden_states=cond)[0]
+        e_u = tiny_pipe.unet(z[:1], t, encoder_hidden_states=uncond.embeds)[0]
+        e_c = tiny_pipe.unet(z[:1], t, encoder_hidden_states=cond.embeds)[0]
     assert torch.allclose(guided, e_u + 3.0 * (e_c - e_u), atol=1e-5)
     assert not torch.allclose(guided, e_c + 3.0 * (e_u - e_c), atol=1e-3)

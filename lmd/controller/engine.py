@@ -6,8 +6,7 @@ Classifier-free guidance batches are always ordered [uncond, cond] (stated here,
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,11 +14,14 @@ import torch
 from PIL import Image
 
 from lmd.controller.attention import AttentionStore, StopForward
+from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.energy import guidance_update, noise_level
 from lmd.controller.trace import Trace
 
 Callback = Callable[[str, int, int], None]
+Energy = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""`energy(z, rows, t, index)` -> the energies [len(rows)] of model input `z` at step `index`."""
 
 
 @dataclass
@@ -72,8 +74,12 @@ class Run:
         if self.callback is not None:
             self.callback(phase, step, total)
 
+    @property
+    def init_sigma(self) -> float:
+        return self.scheduler().init_noise_sigma
+
     # Text.
-    def encode(self, texts: list[str]) -> torch.Tensor:
+    def encode(self, texts: list[str]) -> Conditioning:
         tok = self.pipe.tokenizer
         ids = tok(
             texts,
@@ -83,7 +89,7 @@ class Run:
             return_tensors="pt",
         ).input_ids
         with torch.no_grad():
-            return self.pipe.text_encoder(ids.to(self.device))[0].to(self.dtype)
+            return Conditioning(self.pipe.text_encoder(ids.to(self.device))[0].to(self.dtype))
 
     def pooled(self, texts: list[str]) -> torch.Tensor:
         tok = self.pipe.tokenizer
@@ -92,26 +98,24 @@ class Run:
             return self.pipe.text_encoder(**inputs).pooler_output.to(self.dtype)
 
     # UNet.
-    def unet_call(self, latents, t, emb, *, gligen: dict | None = None, rows: int = 1):
+    def unet_call(self, latents, t, text: Conditioning, *, gligen: dict | None = None, rows=1):
         """One counted UNet call; returns None when the store ended it early."""
         kwargs = {"gligen": dict(gligen)} if gligen is not None else None
         self.counts.forwards += 1
         self.counts.box_by_box_forwards += rows
         try:
-            return self.unet(latents, t, encoder_hidden_states=emb, cross_attention_kwargs=kwargs)[
-                0
-            ]
+            return self.unet(latents, t, **text.unet_kwargs(), cross_attention_kwargs=kwargs)[0]
         except StopForward:
             self.counts.guidance_forwards += 1
             return None
 
     def cfg_eps(
-        self, latents, t, cfg_emb, scheduler, *, gligen=None, rows: int = 1
+        self, latents, t, text: Conditioning, scheduler, *, gligen=None, rows: int = 1
     ) -> torch.Tensor:
-        """Classifier-free guided noise prediction; the batch is [uncond, cond]."""
+        """Classifier-free guided model output; `text` and the batch are [uncond, cond]."""
         doubled = scheduler.scale_model_input(torch.cat([latents, latents]), t)
         with torch.no_grad():
-            eps = self.unet_call(doubled, t, cfg_emb, gligen=gligen, rows=rows)
+            eps = self.unet_call(doubled, t, text, gligen=gligen, rows=rows)
         uncond, cond = eps.chunk(2)
         return uncond + self.config.cfg_scale * (cond - uncond)
 
@@ -121,12 +125,13 @@ class Run:
         index: int,
         t,
         scheduler,
-        energy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        energy: Energy,
         carried: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Energy guidance at one step for every row of `latents` (Lian et al. 2024, Eq. 3).
 
-        `energy(z, rows)` runs a guidance forward on rows `rows` and returns their energies.
+        `energy(z, rows, t, index)` runs a guidance forward on the model input `z` of rows
+        `rows` at timestep `t` (step index `index`) and returns their energies.
         Stop rule "recompute": a row whose energy is at or below the threshold gets no update
         and no more iterations this step. Stop rule "carried" (the paper's): a row iterates
         while the energy of its previous evaluation, kept in `carried` [rows] across steps,
@@ -145,7 +150,7 @@ class Run:
                 break
             z = latents[rows].detach().requires_grad_(True)
             with torch.enable_grad():
-                e = energy(z, rows)
+                e = energy(scheduler.scale_model_input(z, t), rows, t, index)
                 over = e.detach() > cfg.loss_threshold
                 step_rows = torch.ones_like(over) if paper else over
                 if not bool(step_rows.any()):
@@ -187,24 +192,6 @@ class Run:
             box_t, emb_t = torch.cat([box_t, box_t]), torch.cat([emb_t, emb_t])
             mask_t = torch.cat([torch.zeros_like(mask_t), mask_t])
         return {"boxes": box_t, "positive_embeddings": emb_t, "masks": mask_t}
-
-    @contextlib.contextmanager
-    def fusers(self) -> Iterator[Callable[[bool], None]]:
-        """Yield a switch for GLIGEN's gated layers; they are turned back on afterwards."""
-        from diffusers.models.attention import GatedSelfAttentionDense
-
-        modules = [m for m in self.unet.modules() if isinstance(m, GatedSelfAttentionDense)]
-        before = [m.enabled for m in modules]
-
-        def switch(on: bool) -> None:
-            for m in modules:
-                m.enabled = on
-
-        try:
-            yield switch
-        finally:
-            for m, state in zip(modules, before, strict=True):
-                m.enabled = state
 
     # Images.
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:

@@ -15,10 +15,11 @@ import torch
 
 from lmd.controller.attention import layer_resolution
 from lmd.controller.cache import BoxKey, BoxResult
-from lmd.controller.energy import box_energy, total_energy
+from lmd.controller.conditioning import Conditioning, Grounding
+from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
+from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.masks import (
-    cells_mask_at,
     coarse_masks,
     or_box,
     point_prompt,
@@ -47,16 +48,6 @@ class _Drawn:
     attention: dict[str, torch.Tensor]  # layer -> [G, heads, P]
     mask_attention: torch.Tensor  # [ah, aw]
     image: object
-
-
-def token_columns(tokens: list[Tokens]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Guided-token columns padded to one length [N, T], and averaging weights [N, T]."""
-    width = max(len(t.guided) for t in tokens)
-    cols = torch.tensor([list(t.guided) + [t.guided[-1]] * (width - len(t.guided)) for t in tokens])
-    weights = torch.tensor(
-        [[1 / len(t.guided)] * len(t.guided) + [0.0] * (width - len(t.guided)) for t in tokens]
-    )
-    return cols, weights
 
 
 def generate_boxes(
@@ -93,9 +84,8 @@ def generate_boxes(
 
 
 def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks) -> list[_Drawn]:
-    cfg, store, layers = run.config, run.store, run.store.layers
+    cfg, layers = run.config, run.store.layers
     n, (lh, lw) = len(jobs), run.latent_hw
-    scheduler = run.scheduler()
     ratio = cfg.blend_ratio(run.method)
     noise = [
         blend(
@@ -103,54 +93,50 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         )
         for j in jobs
     ]
-    latents = (torch.stack(noise) * scheduler.init_noise_sigma).to(run.device, run.dtype)
+    latents = (torch.stack(noise) * run.init_sigma).to(run.device, run.dtype)
     names = [f"box{j.index}" for j in jobs]
     _emit_rows(run, names, "initial_latents", latents)
     cond = run.encode([box_prompt(background, j.name) for j in jobs])
-    uncond = run.encode([negative]).expand(n, -1, -1)
-    cfg_emb = torch.cat([uncond, cond])
-    word = torch.tensor([[j.tokens.word] for j in jobs])
-    plus = run.method == "lmd+"
-    gl_cfg = gl_cond = None
-    if plus:
+    text = Conditioning.cat([run.encode([negative]).expand(n), cond])
+    grounding = None
+    if run.method == "lmd+":
         boxes = [[_normalised(j.cells, run.latent_hw)] for j in jobs]
         phrases = [[j.name] for j in jobs]
-        gl_cfg = run.gligen(boxes, phrases, cfg=True)
         null = cfg.plus_guidance_grounding == "null"
-        gl_cond = run.gligen(boxes, phrases, cfg=False, null=null)
-    energy = BoxEnergy(run, [j.cells for j in jobs], [j.tokens for j in jobs], cond, gl_cond)
-    energy.scheduler, energy.names = scheduler, names
-    carried = torch.full((n,), float("inf"))  # the paper's stop rule: loss of the last update
+        grounding = Grounding(
+            run.gligen(boxes, phrases, cfg=True),
+            run.gligen(boxes, phrases, cfg=False, null=null),
+            cfg.gligen_steps,
+        )
+    energy = None
+    if cfg.box_guidance(run.method):
+        targets = [[Target(j.tokens.guided, (j.cells,))] for j in jobs]
+        energy = AttentionEnergy(run, cond, targets, names, grounding=grounding)
+
+    def capture(i: int) -> set[str]:
+        layers_now = set(layers.guidance) if i < cfg.guidance_until else set()
+        return layers_now | {layers.mask} if i >= cfg.mask_attn_from else layers_now
 
     # Everything the loop keeps stays on the device; it moves to the CPU once, after the loop.
+    word = torch.tensor([[j.tokens.word] for j in jobs])
     frames = [latents]
     saved: dict[str, list[torch.Tensor]] = {k: [] for k in layers.guidance}
     mask_sum, mask_count = None, 0
-    guided = cfg.box_guidance(run.method)
-    with run.fusers() as fusers:
-        for i, t in enumerate(scheduler.timesteps):
-            fusers(plus and i < cfg.gligen_steps)
-            if guided and cfg.iterations(i) > 0:
-                energy.t, energy.step = t, i
-                latents = run.guide(latents, i, t, scheduler, energy, carried)
-            capture = set(layers.guidance) if i < cfg.guidance_until else set()
-            if i >= cfg.mask_attn_from:
-                capture.add(layers.mask)
-            store.set(capture, word, cfg=True)
-            eps = run.cfg_eps(latents, t, cfg_emb, scheduler, gligen=gl_cfg, rows=n)
-            for layer in layers.guidance:
-                if layer in store.maps:
-                    saved[layer].append(store.maps[layer][..., 0])
-            if layers.mask in store.maps:
-                m = store.maps[layers.mask][..., 0].mean(1)
-                mask_sum = m if mask_sum is None else mask_sum + m
-                mask_count += 1
-            store.clear()
-            latents = scheduler.step(eps, t, latents).prev_sample
-            frames.append(latents)
-            _emit_rows(run, names, "latents", latents, i)
-            run.progress("boxes", chunk * len(scheduler.timesteps) + i + 1, chunks * cfg.steps)
-    images = run.decode(latents)
+    steps = denoise(
+        run, latents, text, energy=energy, grounding=grounding, capture=capture, columns=word
+    )
+    for step in steps:
+        for layer in layers.guidance:
+            if layer in step.maps:
+                saved[layer].append(step.maps[layer][..., 0])
+        if layers.mask in step.maps:
+            m = step.maps[layers.mask][..., 0].mean(1)
+            mask_sum = m if mask_sum is None else mask_sum + m
+            mask_count += 1
+        frames.append(step.latents)
+        _emit_rows(run, names, "latents", step.latents, step.index)
+        run.progress("boxes", chunk * cfg.steps + step.index + 1, chunks * cfg.steps)
+    images = run.decode(frames[-1])
     frames_t = torch.stack(frames, dim=1).cpu()  # [N, S+1, C, h, w]
     mask_hw = layer_resolution(mask_sum.shape[-1], run.latent_hw)
     mask_attn = (mask_sum / mask_count).reshape(n, *mask_hw).cpu()
@@ -166,60 +152,6 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         }
         out.append(_Drawn(frames_t[k], attention, mask_attn[k], images[k]))
     return out
-
-
-class BoxEnergy:
-    """Energy of each per-box row (one object per row) at the current timestep `t`."""
-
-    def __init__(self, run: Run, cells: list[Cells], tokens: list[Tokens], cond, gligen=None):
-        self.run, self.cells, self.cond, self.gligen = run, cells, cond, gligen
-        self.guided, self.weights = token_columns(tokens)
-        self.scheduler = None
-        self.t = None
-        self.step: int | None = None
-        self.names: list[str] | None = None  # trace name of each row
-        self.stop_early = True
-        self._masks: dict[int, torch.Tensor] = {}
-
-    def masks_at(self, pixels: int) -> torch.Tensor:
-        """Box masks [N, P] at a layer with `pixels` positions."""
-        if pixels not in self._masks:
-            run = self.run
-            res = layer_resolution(pixels, run.latent_hw)
-            self._masks[pixels] = torch.stack(
-                [cells_mask_at(c, run.latent_hw, res, run.device).flatten() for c in self.cells]
-            )
-        return self._masks[pixels]
-
-    def __call__(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        run, cfg, store = self.run, self.run.config, self.run.store
-        cpu_rows = rows.cpu()
-        columns = self.guided[cpu_rows]
-        store.set(store.layers.guidance, columns, grad=True, stop_early=self.stop_early)
-        gl = None if self.gligen is None else {k: v[rows] for k, v in self.gligen.items()}
-        z_in = z if self.scheduler is None else self.scheduler.scale_model_input(z, self.t)
-        run.unet_call(z_in, self.t, self.cond[rows], gligen=gl, rows=len(rows))
-        per_layer = []
-        for layer in store.layers.guidance:
-            a = store.maps[layer]
-            cols = torch.arange(a.shape[-1], device=a.device).expand(len(rows), 1, -1)
-            per_layer.append(
-                box_energy(
-                    a,
-                    self.masks_at(a.shape[2])[rows][:, None],
-                    cols,
-                    self.weights[cpu_rows][:, None].to(a.device),
-                    fg_weight=cfg.fg_weight,
-                    bg_weight=cfg.bg_weight,
-                    topk_ratio=cfg.topk_ratio,
-                )
-            )
-        store.clear()
-        energies = total_energy(per_layer)
-        if run.trace is not None and self.names is not None:
-            for r, e in zip(cpu_rows.tolist(), energies, strict=True):
-                run.emit(f"{self.names[r]}.energy", e, self.step)
-        return energies
 
 
 def _emit_rows(run: Run, names: list[str], what: str, rows: torch.Tensor, step=None) -> None:
