@@ -54,7 +54,9 @@ class AttentionEnergy:
         if len(widths) != 1:
             raise ValueError("every row of an energy needs the same number of objects")
         extra = extra or [[] for _ in targets]
-        captured = [[t for o in row for t in o.tokens] + x for row, x in zip(targets, extra)]
+        captured = [
+            [t for o in row for t in o.tokens] + x for row, x in zip(targets, extra, strict=True)
+        ]
         width = max(len(c) for c in captured)
         self.columns = torch.tensor([c + [c[-1]] * (width - len(c)) for c in captured])
         longest = max(len(o.tokens) for row in targets for o in row)
@@ -78,20 +80,13 @@ class AttentionEnergy:
         if pixels not in self._masks:
             run = self.run
             res = layer_resolution(pixels, run.latent_hw)
+
+            def union(cells: tuple[Cells, ...]) -> torch.Tensor:
+                masks = [cells_mask_at(c, run.latent_hw, res, run.device) for c in cells]
+                return torch.stack(masks).any(0).flatten()
+
             self._masks[pixels] = torch.stack(
-                [
-                    torch.stack(
-                        [
-                            torch.stack(
-                                [cells_mask_at(c, run.latent_hw, res, run.device) for c in o.cells]
-                            )
-                            .any(0)
-                            .flatten()
-                            for o in row
-                        ]
-                    )
-                    for row in self.targets
-                ]
+                [torch.stack([union(o.cells) for o in row]) for row in self.targets]
             )
         return self._masks[pixels]
 
