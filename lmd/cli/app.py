@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 app = typer.Typer(
     name="lmd",
     help="LLM-grounded Diffusion: plan a layout with an LLM, draw it, edit it by talking.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(
-    help="Benchmarks: stage-1 layout accuracy, rendering speed, edit speed.",
-    no_args_is_help=True,
-)
+bench_app = typer.Typer(help="Benchmarks: stage-1 layout accuracy, rendering speed, edit speed.")
 app.add_typer(bench_app, name="bench")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lmd import __version__
+
+        print(f"lmd {__version__}")
+        raise typer.Exit(0)
+
+
+def _usage_without_command(ctx: typer.Context) -> None:
+    """No command given: the help block on stderr and exit 2, the same on every typer release."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help(), file=sys.stderr)
+        raise typer.Exit(2)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    _usage_without_command(ctx)
+
+
+@bench_app.callback(invoke_without_command=True)
+def _bench(ctx: typer.Context) -> None:
+    _usage_without_command(ctx)
