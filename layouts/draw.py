@@ -67,8 +67,12 @@ def draw(
         color = PALETTE[i % len(PALETTE)]
         rect = (box.x * sx, box.y * sy, (box.x + box.w) * sx, (box.y + box.h) * sy)
         x0, y0, x1, y1 = rect
-        pen.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), outline=EDGE, width=line + 2)
-        pen.rectangle(rect, outline=color, width=line, fill=(*color, 40))
+        pen.rectangle(rect, fill=(*color, 40))
+        pen.rectangle((x0 - 2, y0 - 2, x1 + 2, y1 + 2), outline=EDGE, width=2)  # dark outside
+        pen.rectangle(rect, outline=color, width=line)
+        inner = (x0 + line, y0 + line, x1 - line, y1 - line)
+        if inner[0] < inner[2] and inner[1] < inner[3]:
+            pen.rectangle(inner, outline=EDGE, width=1)  # and inside: the colour shows on any
         rects.append(rect)
     placed: list[Rect] = []
     for i, (text, rect) in enumerate(zip(labels(layout), rects, strict=True)):

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from prompts import PlanResult
 
 
+MAX_STEPS = 1000
+"""DDIM cannot take more steps than the schedule SD was trained on."""
+
+
 class RenderError(LmdError):
     """Rendering failed for a reason other than bad input (out of memory, a broken model)."""
 
@@ -90,6 +94,11 @@ class RenderSettings:
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(
             self.steps, int) or self.steps < 1):  # fmt: skip
             raise ValueError(f"`steps` must be a whole number >= 1 but is {self.steps!r}")
+        if self.steps is not None and self.steps > MAX_STEPS:
+            raise ValueError(
+                f"`steps` must be at most {MAX_STEPS} (the steps Stable Diffusion was trained "
+                f"with) but is {self.steps}"
+            )
         for name in ("height", "width"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0 or value % 8):

@@ -55,8 +55,7 @@ def run(argv: list[str] | None = None) -> int:
         e.show()
         return e.exit_code
     except (KeyboardInterrupt, *aborts):  # older click turns Ctrl-C into Abort
-        print("\ninterrupted", file=sys.stderr)
-        return INTERRUPTED
+        code = INTERRUPTED
     except OSError as e:
         if os.environ.get("LMD_DEBUG"):
             raise
@@ -68,8 +67,11 @@ def run(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {for_the_cli(_one_line(e))}", file=sys.stderr)
         return 1
-    # Non-standalone typer returns a command's `typer.Exit` code instead of raising it.
-    return code if isinstance(code, int) else 0
+    # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
+    code = code if isinstance(code, int) else 0
+    if code == INTERRUPTED:
+        print("interrupted", file=sys.stderr)
+    return code
 
 
 def _one_line(e: BaseException) -> str:

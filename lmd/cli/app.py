@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 app = typer.Typer(
@@ -25,10 +23,10 @@ def _version(value: bool) -> None:
 
 
 def _usage_without_command(ctx: typer.Context) -> None:
-    """No command given: the help block on stderr and exit 2, the same on every typer release."""
+    """No command given: a usage error (the usage block, exit 2) the same on every typer."""
     if ctx.invoked_subcommand is None:
-        print(ctx.get_help(), file=sys.stderr)
-        raise typer.Exit(2)
+        names = ", ".join(ctx.command.list_commands(ctx))
+        ctx.fail(f"Missing command: one of {names}.")
 
 
 @app.callback(invoke_without_command=True)
