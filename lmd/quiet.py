@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 LIBRARIES = ("transformers", "diffusers", "huggingface_hub")
-_MODULES = r"(transformers|diffusers|huggingface_hub|segment_anything|torch)(\.|$)"
+LIBRARY_MODULES = r"(transformers|diffusers|huggingface_hub|segment_anything|torch)(\.|$)"
 
 
 @contextmanager
@@ -35,7 +35,7 @@ def quiet_libraries() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             for category in (FutureWarning, DeprecationWarning, UserWarning):
-                warnings.filterwarnings("ignore", category=category, module=_MODULES)
+                warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 # Importing these modules registers their commands (one line per command module).
 import lmd.cli.bench_edit  # noqa: F401
@@ -20,6 +21,7 @@ import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 from lmd.cli.app import app, bench_app
 from lmd.cli.errors import for_the_cli
+from lmd.quiet import LIBRARY_MODULES
 
 __all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
 
@@ -41,6 +43,11 @@ def run(argv: list[str] | None = None) -> int:
     from layouts.errors import LmdError
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if not os.environ.get("LMD_DEBUG"):  # the libraries' notices are not for our users
+        for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+            os.environ.setdefault(var, "error")  # read when they are first imported
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
     exceptions = _click().exceptions
     import typer
 
