@@ -4,7 +4,7 @@ Rendering is handed in as a `RenderFn`; this package never imports torch.
 """
 
 from conversation.identity import MatchConfig, assign, derive_seed, match_boxes
-from conversation.manager import Conversation
+from conversation.manager import MANUAL_REQUEST, Conversation, is_manual
 from conversation.render import (
     Progress,
     RenderFn,
@@ -16,6 +16,7 @@ from conversation.repl import run_repl
 from conversation.session import Session, SessionError, Turn
 
 __all__ = [
+    "MANUAL_REQUEST",
     "Conversation",
     "MatchConfig",
     "Progress",
@@ -28,6 +29,7 @@ __all__ = [
     "Turn",
     "assign",
     "derive_seed",
+    "is_manual",
     "match_boxes",
     "run_repl",
 ]

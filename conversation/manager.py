@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 REROLL_REQUEST = "/new"
 """The request recorded for a turn that only re-rolls the background seed."""
 
+MANUAL_REQUEST = "/edit"
+"""The request recorded for a turn whose layout was edited by hand (no LLM asked)."""
+
+MANUAL_HISTORY_TEXT = "(the layout was edited by hand)"
+"""What the LLM is told a hand-edited turn asked for, in the history of later edits."""
+
 
 class PlannerLike(Protocol):
     """What a conversation needs from stage 1's `prompts.Planner`."""
@@ -159,8 +165,12 @@ class Conversation:
         text = text.strip()
         if not text:
             raise ValueError("`text` is empty: say what to draw or change")
-        # 1. Ask the planner, with the history when there is one.
-        history = [(t.request, t.layout) for t in self.turns if t.reply is not None]
+        # 1. Ask the planner, with the history when there is one (hand edits included).
+        history = [
+            (MANUAL_HISTORY_TEXT if is_manual(t) else t.request, t.layout)
+            for t in self.turns
+            if t.reply is not None or is_manual(t)
+        ]
         if history:
             messages = self.planner.edit_messages(history, text)
         else:
@@ -176,6 +186,17 @@ class Conversation:
         if current is None:
             raise SessionError("nothing to draw again yet: send a request first")
         return self._commit(REROLL_REQUEST, None, current.layout, new_seed=True, progress=progress)
+
+    def edit(self, layout: Layout, *, progress: Progress | None = None) -> Turn:
+        """Render `layout` (edited by hand) as a new turn without asking the planner.
+
+        Like any turn: objects keep their identity and seed by the usual matching, so
+        unchanged ones are reused by the renderer; undo and redo work. The session records it
+        with the request `MANUAL_REQUEST` and no reply, and later edits show it to the LLM.
+        """
+        if not isinstance(layout, Layout):
+            raise TypeError(f"`layout` must be a layouts.Layout, got {type(layout).__name__}")
+        return self._commit(MANUAL_REQUEST, None, layout, new_seed=False, progress=progress)
 
     def undo(self) -> Turn | None:
         """Step back one turn; returns the turn now current, or None if there is nothing to undo."""
@@ -289,3 +310,8 @@ class Conversation:
             session.save(path)
         except OSError as e:
             raise SessionError(f"cannot save the session to {path}: {e}") from None
+
+
+def is_manual(turn: Turn) -> bool:
+    """Whether `turn` is a hand edit (`Conversation.edit`), not an LLM answer or a re-roll."""
+    return turn.reply is None and turn.request == MANUAL_REQUEST

@@ -48,6 +48,8 @@ class RenderOutput:
     image: Image.Image
     generated: int
     reused: int
+    box_images: list[Image.Image] = field(default_factory=list)
+    """Each object drawn on its own, in layout order; empty when the renderer has none."""
 
 
 class RenderFn(Protocol):

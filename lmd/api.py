@@ -202,7 +202,12 @@ class Renderer:
             object_seeds=list(request.object_seeds),
             progress=request.progress,
         )
-        return RenderOutput(image=result.image, generated=result.generated, reused=result.reused)
+        return RenderOutput(
+            image=result.image,
+            generated=result.generated,
+            reused=result.reused,
+            box_images=list(result.box_images),
+        )
 
 
 def save_outputs(out_dir: str | Path, image: Image.Image, layout: Layout) -> dict[str, Path]:

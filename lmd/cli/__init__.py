@@ -19,6 +19,7 @@ import lmd.cli.chat  # noqa: F401
 import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
+import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
 from lmd.cli.errors import for_the_cli
 from lmd.quiet import LIBRARY_MODULES

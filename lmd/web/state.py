@@ -1,0 +1,216 @@
+"""`WebSession`: one browser session's conversation, its folder and its turns' object pictures.
+
+Each browser session gets its own `WebSession` (Gradio keeps it per session), so nothing is
+shared between people but the loaded models. The turn logic is `conversation.Conversation`'s;
+this only chooses which planner and renderer settings the next turn uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from conversation import Conversation, RenderOutput, RenderRequest, Session, SessionError, Turn
+from lmd.api import RenderSettings
+from lmd.web.pool import RenderPool
+
+SESSION_FILE = "session.json"
+LOADING = "loading"
+"""The progress phase reported while a renderer's models load."""
+
+
+class BusyError(SessionError):
+    """This page is still drawing its last picture."""
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """What the settings accordion chose for the next turn."""
+
+    render: RenderSettings
+    planner: Any
+    seed: int | None = None
+
+
+class PooledRender:
+    """The conversation's `RenderFn`: borrows a renderer from the pool for each picture.
+
+    Keeps the per-object pictures of every picture it drew, by the picture's file.
+    """
+
+    def __init__(self, pool: RenderPool, settings: RenderSettings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.last: RenderOutput | None = None
+
+    def __call__(self, request: RenderRequest) -> RenderOutput:
+        progress = request.progress
+
+        def loading() -> None:
+            if progress is not None:
+                progress(LOADING, 0, 1)
+
+        with self.pool.renderer(self.settings, on_load=loading) as renderer:
+            output = renderer(request)
+        self.last = output
+        return output
+
+
+class WebSession:
+    """A browser session: a conversation saved under `folder`, one subfolder per conversation."""
+
+    def __init__(self, root: Path, pool: RenderPool, *, remove_on_close: bool = False) -> None:
+        self.folder = Path(root) / uuid.uuid4().hex[:12]
+        self.pool = pool
+        self.remove_on_close = remove_on_close
+        self.conversation: Conversation | None = None
+        self.objects: dict[str, list[tuple[Image.Image, str]]] = {}
+        self.notes: list[str] = []
+        self._render: PooledRender | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Turn | None:
+        return self.conversation.current if self.conversation is not None else None
+
+    @property
+    def session_file(self) -> Path | None:
+        """The saved session (what `lmd chat --session` resumes), once there is a turn."""
+        c = self.conversation
+        if c is None or c.session_path is None or not c.session_path.exists():
+            return None
+        return c.session_path
+
+    def owns(self, path: str | Path | None) -> bool:
+        """Whether `path` is a file this page wrote (in its own folder)."""
+        if path is None:
+            return False
+        resolved = Path(path).resolve()
+        return resolved.is_file() and resolved.is_relative_to(self.folder.resolve())
+
+    def picture_file(self, turn: Turn | None) -> str | None:
+        """The turn's picture file, to download, if this page has it."""
+        if turn is None or not self.owns(turn.image_path):
+            return None
+        return turn.image_path
+
+    def object_pictures(self, turn: Turn | None) -> list[tuple[Image.Image, str]]:
+        """Each object of `turn` drawn on its own, as (picture, name); empty if not kept."""
+        if turn is None or turn.image_path is None:
+            return []
+        return self.objects.get(turn.image_path, [])
+
+    @contextmanager
+    def busy(self, *, wait: bool) -> Iterator[None]:
+        """Hold this page's conversation; without `wait`, refuse while a picture is drawn."""
+        if not self._lock.acquire(blocking=wait):
+            raise BusyError("still drawing the last picture: wait for it to finish")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    # --- turns -----------------------------------------------------------------------------
+
+    def send(self, text: str, settings: TurnSettings, progress=None) -> Turn:
+        conversation = self._ready(settings)
+        return self._keep(conversation.send(text, progress=progress))
+
+    def edit(self, layout, settings: TurnSettings, progress=None) -> Turn:
+        conversation = self._ready(settings)
+        return self._keep(conversation.edit(layout, progress=progress))
+
+    def reroll(self, settings: TurnSettings, progress=None) -> Turn:
+        conversation = self._ready(settings)
+        return self._keep(conversation.reroll(progress=progress))
+
+    def undo(self) -> Turn | None:
+        return self.conversation.undo() if self.conversation is not None else None
+
+    def redo(self) -> Turn | None:
+        return self.conversation.redo() if self.conversation is not None else None
+
+    def jump(self, index: int) -> Turn | None:
+        """Undo or redo until turn `index` (0-based, of every saved turn) is the current one."""
+        c = self.conversation
+        if c is None or not 0 <= index < len(c.session.turns):
+            return self.current
+        while c.session.cursor > index and c.undo() is not None:
+            pass
+        while c.session.cursor < index and c.redo() is not None:
+            pass
+        return c.current
+
+    def start_over(self) -> None:
+        """Forget the conversation (its files stay); the next turn starts a new one."""
+        self.conversation = None
+        self.notes = []
+
+    def open(self, path: str | Path, settings: TurnSettings) -> Conversation:
+        """Continue the session saved at `path` (a copy is kept here); raises `SessionError`.
+
+        Pictures are not part of a session file, and the paths it names are not followed
+        (they could name anyone's files on this server): only this page's own pictures show.
+        """
+        session = Session.load(path)
+        turns = [
+            t if self.owns(t.image_path) else t.model_copy(update={"image_path": None})
+            for t in session.turns
+        ]
+        session = session.model_copy(update={"turns": turns})
+        conversation = self._new(settings, session=session)
+        conversation.save()
+        self.conversation = conversation
+        self.notes = []
+        return conversation
+
+    def close(self) -> None:
+        """Called when the browser session ends: remove its files if they were temporary."""
+        if self.remove_on_close:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _ready(self, settings: TurnSettings) -> Conversation:
+        if self.conversation is None:
+            self.conversation = self._new(settings)
+        self.conversation.planner = settings.planner
+        assert self._render is not None
+        self._render.settings = settings.render
+        self._render.last = None
+        return self.conversation
+
+    def _new(self, settings: TurnSettings, session: Session | None = None) -> Conversation:
+        self._count += 1
+        folder = self.folder / f"{self._count}"
+        self._render = PooledRender(self.pool, settings.render)
+        render = settings.render
+        meta = {"model": render.model, "method": render.method, "steps": render.steps}
+        options: dict[str, Any] = {"session": session} if session is not None else {
+            "seed": settings.seed, "meta": meta,
+        }  # fmt: skip
+        return Conversation(
+            settings.planner,
+            self._render,
+            session_path=folder / SESSION_FILE,
+            out_dir=folder,
+            **options,
+        )
+
+    def _keep(self, turn: Turn) -> Turn:
+        output = self._render.last if self._render is not None else None
+        if output is not None and turn.image_path is not None:
+            names = turn.layout.names
+            self.objects[turn.image_path] = list(zip(output.box_images, names, strict=False))
+        return turn

@@ -1,0 +1,132 @@
+"""What the `lmd web` page shows, as plain data (no server): the table read back, the chat,
+pictures with boxes, the turns strip, per-phase progress. No gradio needed."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from conversation import Conversation, SketchRenderer
+from layouts import Layout, LayoutParseError
+from lmd.web import views
+from lmd.web.progress import DECODE, PHASES, PLANNING, PhaseProgress
+from tests.scripted_planner import CAT_DOG, ScriptedPlanner
+
+
+def test_the_table_reads_back_as_the_layout_it_shows():
+    layout = Layout.model_validate(
+        {
+            "boxes": [{"name": "a cat", "x": 40, "y": 200, "w": 160, "h": 160.5}],
+            "background": "a park",
+            "negative": "blurry",
+            "width": 640,
+            "height": 480,
+        }
+    )
+    rows = views.table_rows(layout)
+    assert rows == [["a cat", 40, 200, 160, 160.5]]
+    back, notes = views.layout_from_table(rows, "a park", "blurry", 640, 480)
+    assert back == layout and notes == []
+
+
+def test_blank_rows_are_skipped_and_numbers_may_be_text():
+    rows = [["a cat", "40", "200", "160", "160"], ["", None, None, None, None], [None] * 5]
+    layout, _ = views.layout_from_table(rows, "a park", "")
+    assert layout.names == ["a cat"] and layout.boxes[0].x == 40
+
+
+def test_boxes_off_the_canvas_are_clipped_or_dropped_with_a_note():
+    rows = [["a cat", 400, 0, 200, 100], ["a ghost", 600, 0, 50, 50]]
+    layout, notes = views.layout_from_table(rows, "a park", "")
+    assert [(b.name, b.w) for b in layout.boxes] == [("a cat", 112)]
+    assert any("clipped box 'a cat'" in n for n in notes)
+    assert any("dropped box 'a ghost'" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (["a cat", "left", 0, 10, 10], r"row 1 \('a cat'\): x must be a number, not 'left'"),
+        (["a cat", 0, 0, float("nan"), 10], r"row 1 \('a cat'\): w must be a number"),
+        (["a cat", 0, 0, 0, 10], r"row 1 \('a cat'\): w and h must be more than 0"),
+        (["", 0, 0, 10, 10], "row 1 has no name"),
+        (["a cat", 0, 0, 10, True], r"row 1 \('a cat'\): h must be a number"),
+    ],
+)
+def test_a_bad_cell_names_its_row_and_column(row, message):
+    with pytest.raises(LayoutParseError, match=message):
+        views.layout_from_table([row], "a park", "")
+
+
+def test_an_empty_background_is_refused():
+    with pytest.raises(LayoutParseError, match="background is empty"):
+        views.layout_from_table([["a cat", 0, 0, 10, 10]], "  ", "")
+
+
+def conversation(tmp_path) -> Conversation:
+    return Conversation(ScriptedPlanner(CAT_DOG), SketchRenderer(), out_dir=tmp_path, seed=3)
+
+
+def test_the_chat_says_what_each_turn_did(tmp_path):
+    c = conversation(tmp_path)
+    first = c.send("a cat and a dog")
+    c.edit(first.layout.model_copy(update={"background": "a beach"}))
+    c.reroll()
+    assert views.chat_messages(c.turns) == [
+        {"role": "user", "content": "a cat and a dog"},
+        {"role": "assistant", "content": f"{first.summary} (2 drawn, 0 reused)"},
+        {"role": "user", "content": "(edited the layout by hand)"},
+        {"role": "assistant", "content": 'background: "a park" -> "a beach" (0 drawn, 2 reused)'},
+        {"role": "user", "content": "(new seed)"},
+        {"role": "assistant", "content": views.outcome_text(c.current)},
+    ]
+
+
+def test_the_picture_is_enlarged_to_draw_boxes_and_a_missing_one_shows_the_layout(tmp_path):
+    c = conversation(tmp_path)
+    turn = c.send("a cat and a dog")
+    small = turn.image.resize((128, 128))
+    turn.with_image(small)
+    assert views.picture(turn, show_boxes=False) is small
+    boxed = views.picture(turn, show_boxes=True)
+    assert boxed.size == (512, 512) and boxed.tobytes() != small.resize((512, 512)).tobytes()
+    elsewhere = turn.model_copy(update={"image_path": str(tmp_path / "gone.png")})
+    sketch = views.picture(elsewhere.with_image(None), show_boxes=False)
+    assert sketch.size == (512, 512)  # the layout drawn on a blank canvas
+    assert views.picture(None, show_boxes=True) is None
+
+
+def test_the_strip_marks_the_current_turn_and_undone_ones(tmp_path):
+    c = conversation(tmp_path)
+    first = c.send("a cat and a dog")
+    c.edit(first.layout.model_copy(update={"background": "a beach"}))
+    c.undo()
+    strip = views.thumbnails(c.session)
+    assert [caption for _, caption in strip] == [
+        "1. a cat and a dog (now)",
+        "2. (edited the layout by hand) (undone)",
+    ]
+    assert all(isinstance(image, Image.Image) for image, _ in strip)
+
+
+def test_progress_names_each_phase_and_ends_with_decoding():
+    seen = []
+    progress = PhaseProgress(lambda value, desc, unit: seen.append((desc, value)))
+    progress.planning()
+    progress("loading", 0, 1)
+    progress("boxes", 1, 2)
+    progress("boxes", 2, 2)
+    progress("overall", 1, 2)
+    assert seen[-1] == (PHASES["overall"], (1, 2))  # no decoding before the last step
+    progress("overall", 2, 2)
+    progress("refiner", 1, 3)
+    assert seen == [
+        (PLANNING, 0.0),
+        (PHASES["loading"], 0.0),
+        (PHASES["boxes"], (1, 2)),
+        (PHASES["boxes"], (2, 2)),
+        (PHASES["overall"], (1, 2)),
+        (PHASES["overall"], (2, 2)),
+        (DECODE, 0.0),
+        ("refiner", (1, 3)),
+    ]
