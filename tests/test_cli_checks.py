@@ -140,6 +140,7 @@ def test_python_argument_names_become_flags():
     assert for_the_cli("`steps` must be >= 1") == "--steps must be >= 1"
     assert for_the_cli("try `dtype='fp16'` or `device='cpu'`") == "try --dtype fp16 or --device cpu"
     assert for_the_cli("pass a folder as `sam_model`") == "pass a folder as --sam"
+    assert for_the_cli("needs `refine=True`") == "needs --refine"  # a flag without a value
     assert for_the_cli("`points` must hold one prompt per image") == (
         "`points` must hold one prompt per image"  # not an option: left as it is
     )

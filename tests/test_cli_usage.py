@@ -29,6 +29,7 @@ MISTAKES = {
     "unknown command": (["paint"], "No such command 'paint'"),
     "--steps 0": (["render", "LAYOUT", "-o", "out", "--steps", "0"], "--steps"),
     "--steps abc": (["render", "LAYOUT", "-o", "out", "--steps", "abc"], "--steps"),
+    "--steps 5000": (["render", "LAYOUT", "-o", "out", "--steps", "5000"], "--steps"),
     "--steps without a value": (["render", "LAYOUT", "-o", "out", "--steps"], "--steps"),
     "bench without a benchmark": (["bench"], "Missing command: one of"),
     "unknown benchmark": (["bench", "accuracy"], "No such command 'accuracy'"),

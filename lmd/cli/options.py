@@ -62,7 +62,11 @@ Method = Annotated[
 Steps = Annotated[
     int | None,
     typer.Option(
-        "--steps", min=1, help="Denoising steps (default 50).", rich_help_panel=RENDER_PANEL
+        "--steps",
+        min=1,
+        max=1000,
+        help="Denoising steps (default 50).",
+        rich_help_panel=RENDER_PANEL,
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=RENDER_PANEL)]
