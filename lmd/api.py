@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 MAX_STEPS = 1000
-"""DDIM cannot take more steps than the schedule SD was trained on."""
+"""DDIM takes at most the steps of the schedule Stable Diffusion was trained with."""
 
 
 class RenderError(LmdError):
@@ -91,13 +91,10 @@ class RenderSettings:
 
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {self.method!r}")
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(
-            self.steps, int) or self.steps < 1):  # fmt: skip
-            raise ValueError(f"`steps` must be a whole number >= 1 but is {self.steps!r}")
-        if self.steps is not None and self.steps > MAX_STEPS:
+        steps = self.steps
+        if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
             raise ValueError(
-                f"`steps` must be at most {MAX_STEPS} (the steps Stable Diffusion was trained "
-                f"with) but is {self.steps}"
+                f"`steps` must be a whole number from 1 to {MAX_STEPS} but is {steps!r}"
             )
         for name in ("height", "width"):
             value = getattr(self, name)

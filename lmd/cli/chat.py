@@ -135,7 +135,7 @@ def _changes(kept: dict, given: dict) -> list[str]:
             before = "the default" if kept[key] is None else str(kept[key])
             lines.append(
                 f"note: {FLAGS[key]} {given[key]} overrides the session's {before} for the "
-                "pictures drawn now (objects drawn before are redrawn when they change)"
+                "pictures drawn now"
             )
     return lines
 
