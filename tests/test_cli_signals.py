@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -106,15 +107,21 @@ def test_the_chat_prompt_has_line_editing_and_history(tmp_path):
     os.close(follower)
     screen = b""
 
-    def until(needle: bytes, count: int = 1, timeout: float = 60) -> None:
+    def read_more(deadline: float) -> bool:
+        """Read what the process wrote; False once it has closed the terminal."""
         nonlocal screen
-        deadline = time.monotonic() + timeout
-        while screen.count(needle) < count:
-            assert time.monotonic() < deadline, f"waited for {needle!r}; screen: {screen!r}"
+        assert time.monotonic() < deadline, f"timed out; the screen so far: {screen!r}"
+        if select.select([leader], [], [], 0.5)[0]:
             try:
                 screen += os.read(leader, 4096)
-            except OSError:
-                break
+            except OSError:  # the process closed the terminal
+                return False
+        return True
+
+    def until(needle: bytes, count: int = 1, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while screen.count(needle) < count:
+            read_more(deadline)
 
     try:
         until(b"lmd> ")
@@ -124,7 +131,13 @@ def test_the_chat_prompt_has_line_editing_and_history(tmp_path):
         until(b"/undo         go back one turn")
         os.write(leader, b"\x1b[A\x1b[A\r")  # Up twice: /layout again, from the history
         until(b"no layout yet", count=2)
+        deadline = time.monotonic() + 60
+        while screen.rfind(b"lmd> ") < screen.rfind(b"no layout yet"):  # the prompt is back
+            read_more(deadline)
         os.write(leader, b"\x04")  # Ctrl-D: end of input
+        deadline = time.monotonic() + 120
+        while read_more(deadline) and proc.poll() is None:
+            pass
         assert proc.wait(timeout=120) == 0
     finally:
         proc.kill()
