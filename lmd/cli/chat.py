@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
+from lmd.cli.errors import FLAGS
 from lmd.cli.options import (
     Device,
     Dtype,
@@ -34,8 +35,6 @@ from lmd.cli.progress import Bars, say_loading
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
 """Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
-FLAGS = {"model": "--model", "method": "--method", "steps": "--steps", "height": "--height",
-         "width": "--width"}  # fmt: skip
 _TURN_FILE = re.compile(r"turn-(\d+)\.png")
 
 
