@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conversation.identity import SEED_MODULUS, MatchConfig, assign, derive_seed
+from conversation.lock import SessionLock
 from conversation.render import Progress, RenderFn, RenderRequest
 from conversation.session import Session, SessionError, Turn
 from conversation.summary import describe_change, describe_layout
@@ -47,6 +48,10 @@ class Conversation:
     atomically after every change; with `out_dir` each picture is written there as
     `turn-NNN.png`, numbered in the order they were rendered. A planner or render failure
     raises its `LmdError` and leaves the session, in memory and on disk, as it was.
+
+    While a conversation has a session file it holds that file's lock (`SessionLock`): a
+    second conversation on the same file, in this process or another, gets a `SessionError`.
+    `close()` (or leaving a `with` block, or the process ending) lets it go.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class Conversation:
         match: MatchConfig | None = None,
         meta: dict[str, Any] | None = None,
         session: Session | None = None,
+        lock: SessionLock | None = None,
     ) -> None:
         missing = [
             m for m in ("plan_messages", "edit_messages", "complete") if not hasattr(planner, m)
@@ -69,19 +75,23 @@ class Conversation:
             raise TypeError(f"`planner` lacks {', '.join(missing)}: pass a prompts.Planner")
         if not callable(render):
             raise TypeError(f"`render` must be callable, got {type(render).__name__}")
+        if seed is not None and session is not None:
+            raise ValueError("pass `seed` or `session`, not both: a session keeps its seed")
+        if seed is not None and not 0 <= seed < SEED_MODULUS:
+            raise ValueError(f"`seed` must be in [0, 2**31), got {seed}")
+        self._lock = lock
+        if session_path is not None and lock is None:
+            self._lock = SessionLock(session_path).acquire()
         if session is None:
             if session_path is not None and Path(session_path).exists():
+                self.close()
                 raise SessionError(
                     f"session file {session_path} already exists; resume it with "
                     "Conversation.load (or lmd chat --session) instead of starting over"
                 )
             if seed is None:
                 seed = secrets.randbelow(SEED_MODULUS)
-            elif not 0 <= seed < SEED_MODULUS:
-                raise ValueError(f"`seed` must be in [0, 2**31), got {seed}")
             session = Session(seed=seed, meta=meta or {})
-        elif seed is not None:
-            raise ValueError("pass `seed` or `session`, not both: a session keeps its seed")
         self.planner = planner
         self.render = render
         self.session_path = Path(session_path) if session_path is not None else None
@@ -104,14 +114,22 @@ class Conversation:
     ) -> Conversation:
         """Resume the session saved at `path`; later turns keep saving there.
 
-        Without `out_dir`, new pictures go beside the last one the session wrote.
-        Raises `SessionError` if the file is missing or not a session; the file is untouched.
+        Without `out_dir`, new pictures go into the session file's own folder.
+        Raises `SessionError` if the file is missing, not a session, or in use by another
+        conversation; the file is untouched.
         """
-        session = Session.load(path)
-        if out_dir is None:
-            written = [t.image_path for t in session.turns if t.image_path]
-            out_dir = Path(written[-1]).parent if written else None
-        return cls(planner, render, session_path=path, out_dir=out_dir, session=session, **options)
+        lock = SessionLock(path).acquire()  # before reading: no one may write it under us
+        try:
+            session = Session.load(path)
+            if out_dir is None:
+                out_dir = Path(path).parent
+            return cls(
+                planner, render, session_path=path, out_dir=out_dir, session=session,
+                lock=lock, **options,
+            )  # fmt: skip
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def open(
@@ -217,10 +235,30 @@ class Conversation:
         target = Path(path) if path is not None else self.session_path
         if target is None:
             raise SessionError("this session has no file yet: give a path to save it to")
-        self._write(self._session, target)
-        if self.session_path is None:
-            self.session_path = target
+        adopt = self.session_path is None
+        lock = SessionLock(target).acquire() if adopt else None
+        try:
+            self._write(self._session, target)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if adopt:
+            self.session_path, self._lock = target, lock
         return target
+
+    def close(self) -> None:
+        """Let go of the session file's lock; the session is already saved (a later change
+        takes the lock again)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Conversation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -284,7 +322,9 @@ class Conversation:
             generated=output.generated,
             reused=output.reused,
             summary=summary,
-        ).with_image(output.image)
+        )
+        if image_path is None:  # on disk it is read when asked: a long chat holds no pictures
+            turn.with_image(output.image)
         history = session.history
         self._store(
             session.model_copy(
@@ -301,6 +341,8 @@ class Conversation:
     def _store(self, session: Session) -> None:
         """Save `session` (when there is a session file) and only then make it the state."""
         if self.session_path is not None:
+            if self._lock is None:  # closed, and used again: lock again (or be refused)
+                self._lock = SessionLock(self.session_path).acquire()
             self._write(session, self.session_path)
         self._session = session
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -12,7 +13,7 @@ from conversation.manager import Conversation
 from conversation.render import Progress
 from conversation.session import Turn
 from layouts.draw import draw
-from layouts.errors import LmdError
+from layouts.errors import LayoutWarning, LmdError
 from layouts.io import atomic_save_image
 
 PROMPT = "lmd> "
@@ -56,11 +57,12 @@ def run_repl(
 
     Each picture's path and a one-line summary of the change go to `output` (and the layout
     is drawn over the picture beside it); failures go to `err` as one `error: ...` line and
-    leave the session as it was. Returns 0, 1 when the last request failed, or 130 on
-    Ctrl-C at the prompt (or during a request, when the input is not a terminal).
-    `prepare()` runs before each request that draws (to load models before the LLM is
-    asked). On a terminal, lines are read with readline editing and the history is kept in
-    `history_file`. `progress` is handed to the renderer.
+    leave the session as it was, layout warnings as `warning: ...` lines. Returns 0, 1 when
+    the last request failed, or 130 on Ctrl-C at the prompt (or during a request, when the
+    input is not a terminal). `prepare()` runs before each request that draws (to load
+    models before the LLM is asked). On a terminal, lines are read with readline editing and
+    the history is kept in `history_file`. `progress` is handed to the renderer. A planner
+    that announces retries to no one (`on_retry` None) announces them on `err` as `note:`.
     """
     reader = LineReader(input_stream, output, PROMPT, history_file)
     failed = False
@@ -71,6 +73,9 @@ def run_repl(
     def complain(text: str) -> None:
         print(text, file=err, flush=True)
 
+    if getattr(conversation.planner, "on_retry", False) is None:
+        conversation.planner.on_retry = lambda notice: complain(f"note: {notice}")
+
     def show(turn: Turn | None, nothing: str) -> None:
         if turn is None:
             say(nothing)
@@ -80,7 +85,12 @@ def run_repl(
     def drawn(make: Callable[[], Turn]) -> None:
         if prepare is not None:
             prepare()
-        turn = make()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LayoutWarning)
+            turn = make()
+        for w in caught:  # boxes clipped, a layout not in English: one line each
+            if issubclass(w.category, LayoutWarning):
+                complain(f"warning: {_one_line(w.message)}")
         if turn.image_path and turn.image is not None:
             atomic_save_image(draw(turn.layout, turn.image), overlay_path(turn.image_path))
         show(turn, "")
@@ -132,7 +142,7 @@ def run_repl(
                 else:
                     drawn(lambda line=line: conversation.send(line, progress=progress))
                 failed = False
-            except LmdError as e:
+            except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
                 complain(f"error: {_one_line(e)}")
                 failed = True
             except KeyboardInterrupt:

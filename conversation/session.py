@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from conversation.identity import Tracked
+from conversation.identity import SEED_MODULUS, Tracked
 from layouts.errors import LmdError
 from layouts.io import atomic_write_text
 from layouts.model import Layout
 
 SESSION_VERSION = 1
+MAX_SESSION_BYTES = 64 * 2**20
+"""A session file larger than this is refused unread (a thousand turns take a few MB)."""
+MAX_NESTING = 64
+"""JSON in a session nests a handful of levels; far deeper is not a session."""
+_MAX_INT_DIGITS = 30
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_MODULUS)]
 
 
 class SessionError(LmdError):
@@ -25,7 +32,8 @@ class Turn(BaseModel):
     """One request and what came of it: the LLM's reply, the layout, its seeds and picture.
 
     `reply` is None for turns that did not ask the LLM (a re-roll with a new background seed).
-    `object_ids` and `object_seeds` run parallel to `layout.boxes`.
+    `object_ids` and `object_seeds` run parallel to `layout.boxes`. A conversation keeps a
+    turn's picture in memory only when it has no file (`image_path`); `image` reads the file.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -33,9 +41,9 @@ class Turn(BaseModel):
     request: str
     reply: str | None
     layout: Layout
-    background_seed: int = Field(ge=0)
+    background_seed: Seed
     object_ids: list[str]
-    object_seeds: list[int]
+    object_seeds: list[Seed]
     image_path: str | None = None
     generated: int = Field(default=0, ge=0)
     reused: int = Field(default=0, ge=0)
@@ -63,10 +71,10 @@ class Turn(BaseModel):
 
     @property
     def image(self) -> Image.Image | None:
-        """The picture: kept from rendering in this process, else read from `image_path`."""
+        """The picture attached with `with_image`, else read from `image_path` (not kept)."""
         if self._image is None and self.image_path and Path(self.image_path).is_file():
             with Image.open(self.image_path) as im:
-                self._image = im.copy()
+                return im.copy()
         return self._image
 
     def objects(self) -> list[Tracked]:
@@ -78,7 +86,7 @@ class Turn(BaseModel):
         ]
 
     def with_image(self, image: Image.Image | None) -> Turn:
-        """Attach the rendered picture (not saved in the session JSON)."""
+        """Keep `image` in memory as this turn's picture (not saved in the session JSON)."""
         self._image = image
         return self
 
@@ -89,7 +97,7 @@ class Session(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     version: int = SESSION_VERSION
-    seed: int = Field(ge=0)
+    seed: Seed
     """The session seed every object and background seed is derived from."""
     turns: list[Turn] = Field(default_factory=list)
     cursor: int = -1
@@ -128,22 +136,80 @@ class Session(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Session:
-        """Read a session file; anything wrong with it raises one `SessionError`."""
+        """Read a session file; anything wrong with it raises one `SessionError` naming the
+        file and the problem. The file is only read."""
         path = Path(path)
         try:
+            size = path.stat().st_size
+            if size > MAX_SESSION_BYTES:
+                raise SessionError(
+                    f"session file {path} is {size / 2**20:.0f} MB, more than the "
+                    f"{MAX_SESSION_BYTES // 2**20} MB a session may take"
+                )
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise SessionError(f"no session file at {path}") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise SessionError(f"cannot read session file {path}: {e}") from None
+            raise SessionError(f"cannot read session file {path}: {_clip(e)}") from None
         try:
-            return cls.model_validate(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise SessionError(f"session file {path} is not valid JSON: {e}") from None
+            data = json.loads(text, parse_int=_int)
+        except RecursionError:
+            raise SessionError(f"session file {path} nests too deeply to be a session") from None
+        except _AbsurdNumber as e:
+            raise SessionError(f"session file {path} is not a session: {e}") from None
+        except ValueError as e:  # JSONDecodeError
+            raise SessionError(f"session file {path} is not valid JSON: {_clip(e)}") from None
+        depth, surrogate = _walk(data)
+        if depth > MAX_NESTING:
+            raise SessionError(
+                f"session file {path} nests more than {MAX_NESTING} levels deep; "
+                "it is not a session"
+            )
+        if surrogate is not None:
+            raise SessionError(
+                f"session file {path} holds a lone surrogate, which is not text "
+                f"(in {_clip(ascii(surrogate), 60)})"
+            )
+        try:
+            return cls.model_validate(data)
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "top level"
+            more = e.error_count() - 1
             raise SessionError(
-                f"session file {path} is not a valid session ({where}: {first['msg']}"
-                f"{f'; {e.error_count() - 1} more problems' if e.error_count() > 1 else ''})"
+                f"session file {path} is not a valid session ({_clip(where, 80)}: "
+                f"{_clip(first['msg'])}{f'; {more} more problems' if more else ''})"
             ) from None
+
+
+class _AbsurdNumber(ValueError):
+    pass
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _AbsurdNumber(f"a number with {len(text)} digits ({text[:10]}...)")
+    return int(text)
+
+
+def _walk(data: object) -> tuple[int, str | None]:
+    """How deeply lists and mappings nest in `data`, and a string in it holding a lone
+    surrogate (which could never be written back), if any. Iterative: no recursion limit."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                return deepest, item
+        elif isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                return deepest, None
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest, None
+
+
+def _clip(value: object, limit: int = 200) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

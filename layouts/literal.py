@@ -2,23 +2,33 @@
 
 It never evaluates anything: text an LLM wrote is data. It forgives what LLMs do to literals:
 trailing commas, `null`/`None`, `true`/`True`, an apostrophe inside a single-quoted string
-(`'a dog's toy'`), and text after the literal.
+(`'a dog's toy'`), and text after the literal. It refuses, as a `LayoutParseError`, what no
+layout holds: nesting deeper than `MAX_DEPTH`, numbers longer than `MAX_NUMBER_CHARS` and
+numbers that are not finite.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from layouts.errors import LayoutParseError
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_]+")
+_SPACES = re.compile(r"\s*")
+_PLAIN = {q: re.compile(rf"[^{q}\\\n]+") for q in "'\""}
 _CONSTANTS = {
     "None": None, "null": None, "True": True, "true": True, "False": False, "false": False,
 }  # fmt: skip
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
 _HEX = set("0123456789abcdefABCDEF")
 _CLOSERS = {"[": "]", "(": ")", "{": "}"}
+_NON_FINITE = {"nan", "inf", "infinity"}
+MAX_DEPTH = 32
+"""A layout nests three deep ([('a cat', [x, y, w, h])]); far deeper is not a layout."""
+MAX_NUMBER_CHARS = 40
+"""A coordinate has a few digits; thousands of them are not a coordinate."""
 # After a closing quote only these may follow (skipping spaces); anything else means the
 # quote was an apostrophe inside the string.
 _AFTER_STRING = set(",:)]}")
@@ -29,18 +39,31 @@ def read_literal(text: str, pos: int = 0) -> tuple[object, int]:
     return _Reader(text).value(pos)
 
 
+def to_number(s: str) -> int | float:
+    """The number written `s` (a JSON or Python numeral); too long or not finite is an error."""
+    if len(s) > MAX_NUMBER_CHARS:
+        raise LayoutParseError(
+            f"a number with {len(s)} characters ({s[:12]}...) is not a coordinate"
+        )
+    if any(c in s for c in ".eE"):
+        value = float(s)
+        if not math.isfinite(value):
+            raise LayoutParseError(f"the number {s} is out of range")
+        return value
+    return int(s)
+
+
 class _Reader:
     def __init__(self, text: str):
         self.text = text
+        self.depth = 0
 
     def fail(self, pos: int, what: str) -> LayoutParseError:
         snippet = self.text[max(0, pos - 20) : pos + 20].replace("\n", " ")
         return LayoutParseError(f"{what} at character {pos} (near {snippet!r})")
 
     def skip(self, pos: int) -> int:
-        while pos < len(self.text) and self.text[pos].isspace():
-            pos += 1
-        return pos
+        return _SPACES.match(self.text, pos).end()
 
     def value(self, pos: int) -> tuple[object, int]:
         pos = self.skip(pos)
@@ -53,15 +76,24 @@ class _Reader:
             return self.string(pos)
         m = _NUMBER.match(self.text, pos)
         if m:
-            s = m.group()
-            num = float(s) if any(c in s for c in ".eE") else int(s)
-            return num, m.end()
+            return to_number(m.group()), m.end()
         m = _WORD.match(self.text, pos)
         if m and m.group() in _CONSTANTS:
             return _CONSTANTS[m.group()], m.end()
+        if m and m.group().lower() in _NON_FINITE:
+            raise self.fail(pos, f"{m.group()} is not a number a box can have")
         raise self.fail(pos, f"unexpected {ch!r}")
 
     def container(self, pos: int) -> tuple[object, int]:
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(pos, f"brackets nest more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return self._container(pos)
+        finally:
+            self.depth -= 1
+
+    def _container(self, pos: int) -> tuple[object, int]:
         opener = self.text[pos]
         closer = _CLOSERS[opener]
         items: list[object] = []
@@ -99,7 +131,12 @@ class _Reader:
         out: list[str] = []
         i = pos + 1
         n = len(self.text)
+        plain = _PLAIN[quote]
         while i < n:
+            if m := plain.match(self.text, i):  # a run of ordinary characters at once
+                out.append(m.group())
+                i = m.end()
+                continue
             ch = self.text[i]
             if ch == "\\" and i + 1 < n:
                 esc = self.text[i + 1]
@@ -109,7 +146,8 @@ class _Reader:
                     continue
                 width = {"x": 2, "u": 4, "U": 8}.get(esc)
                 digits = self.text[i + 2 : i + 2 + width] if width else ""
-                if width and len(digits) == width and all(c in _HEX for c in digits):
+                ok = width and len(digits) == width and all(c in _HEX for c in digits)
+                if ok and int(digits, 16) <= 0x10FFFF:
                     out.append(chr(int(digits, 16)))
                     i += 2 + width
                     continue

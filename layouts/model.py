@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_CANVAS = 16384
+"""The largest canvas side a layout may have (pixels)."""
+COORDINATE_SCALE = 8
+"""Box coordinates lie within this many canvas sizes of the canvas; beyond is not a layout."""
+
+
+def trim_name(name: str) -> str:
+    """`name` on one line (NFC), cut after its last letter or digit ("a cat." -> "a cat").
+
+    Trailing punctuation and symbols would merge with the `, ` that joins names in the
+    overall prompt (CLIP's tokenizer reads `.,` as one token), so a name ends in a letter or
+    digit wherever it comes from, also once lower-cased as the tokenizer does ("İ" lower-cases
+    to "i" and a combining dot).
+    """
+    v = " ".join(unicodedata.normalize("NFC", name).split())
+    end = len(v)
+    while end and not (_word_char(v[end - 1]) and _word_char(v[end - 1].lower()[-1])):
+        end -= 1
+    return v[:end]
+
+
+def _word_char(c: str) -> bool:
+    return unicodedata.category(c)[0] in "LN"
 
 
 def _num(v: float) -> str:
@@ -28,9 +53,9 @@ class Box(BaseModel):
     @field_validator("name")
     @classmethod
     def _strip(cls, v: str) -> str:
-        v = " ".join(v.split())
+        v = trim_name(v)
         if not v:
-            raise ValueError("an object name cannot be blank")
+            raise ValueError("an object name needs a letter or a digit")
         return v
 
     @field_validator("x", "y", "w", "h")
@@ -71,21 +96,53 @@ class Box(BaseModel):
         return f"({self.name!r}, [{coords}])"
 
 
+def box_out_of_scale(
+    name: str, xyxy: tuple[float, float, float, float], width: int, height: int
+) -> str | None:
+    """Why a box's corners are too far off a `width` x `height` canvas to be a layout, or None."""
+    x0, y0, x1, y1 = xyxy
+    limit_x, limit_y = COORDINATE_SCALE * width, COORDINATE_SCALE * height
+    if all(abs(v) <= limit_x for v in (x0, x1)) and all(abs(v) <= limit_y for v in (y0, y1)):
+        return None
+    corners = ", ".join(f"{v:g}" for v in xyxy)
+    return (
+        f"box {name[:60]!r} reaches [{corners}], far outside the {width}x{height} canvas; "
+        "coordinates are pixels on the canvas"
+    )
+
+
 class Layout(BaseModel):
     """Captioned boxes on a `width` x `height` canvas, a background caption, a negative prompt."""
 
     model_config = ConfigDict(frozen=True)
 
     boxes: list[Box] = Field(default_factory=list)
-    background: str = Field(min_length=1)
+    background: str
     negative: str = ""
-    width: int = Field(default=512, gt=0)
-    height: int = Field(default=512, gt=0)
+    width: int = Field(default=512, gt=0, le=MAX_CANVAS)
+    height: int = Field(default=512, gt=0, le=MAX_CANVAS)
 
     @field_validator("background", "negative")
     @classmethod
     def _one_line(cls, v: str) -> str:
+        if any("\ud800" <= c <= "\udfff" for c in v):
+            raise ValueError("a prompt holds a lone surrogate, which is not text")
         return " ".join(v.split())
+
+    @field_validator("background")
+    @classmethod
+    def _describes(cls, v: str) -> str:
+        if not any(c.isalnum() for c in v):
+            raise ValueError("the background prompt needs a letter or a digit; describe the scene")
+        return v
+
+    @model_validator(mode="after")
+    def _near_canvas(self) -> Layout:
+        for box in self.boxes:
+            problem = box_out_of_scale(box.name, box.xyxy, self.width, self.height)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @property
     def names(self) -> list[str]:

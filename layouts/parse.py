@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import re
 import warnings
 
@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from layouts.errors import LayoutParseError, LayoutWarning
 from layouts.literal import read_literal
-from layouts.model import Box, Layout
+from layouts.mapping import layout_fields, object_fields, read_json, show
+from layouts.model import MAX_CANVAS, Box, Layout, box_out_of_scale
 
 # Typography LLMs (and non-English keyboards) put where ASCII is meant.
 _TRANSLATE = str.maketrans(
@@ -22,14 +23,16 @@ _TRANSLATE = str.maketrans(
         "\u00a0": " ", "\u3000": " ",
     }
 )  # fmt: skip
-_FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
 _OBJECTS = re.compile(r"\bobjects?\s*:", re.I)
 _BACKGROUND = re.compile(r"background(?:\s+prompt)?\s*:", re.I)
 _NEGATIVE = re.compile(r"negative(?:\s+prompt)?\s*:", re.I)
-_NO_OBJECTS = re.compile(r"^\W*(?:no objects?|none|nothing|n/?a|empty)?\W*$", re.I)
+# A fence line. Spaces, not \s: a \s* could run across lines, and trying it at every line
+# start is what made the earlier pattern quadratic in a run of blank lines.
+_FENCE = re.compile(r"^[ \t]*```[\w-]*[ \t\r]*$", re.M)
+_WORDS = re.compile(r"\w+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NO_OBJECTS = {"no objects", "no object", "none", "nothing", "n a", "na", "empty"}
 _EMPTY_NEGATIVE = {"", "none", "n/a", "na", "null", "nothing", "-", "[]", "''", '""'}
-_NAME_KEYS = ("name", "caption", "label", "phrase", "object")
-_BOX_KEYS = ("box", "bbox", "bounding_box", "xywh")
 
 
 def parse(text: str, width: int = 512, height: int = 512) -> Layout:
@@ -42,34 +45,38 @@ def parse(text: str, width: int = 512, height: int = 512) -> Layout:
     """
     if not isinstance(text, str) or not text.strip():
         raise LayoutParseError("the answer is empty; expected 'Objects: [...]' and prompt lines")
-    raw = _FENCE.sub("", text).strip()
+    _check_text(text, "the answer")
+    raw = _without_fences(text)
     norm = raw.translate(_TRANSLATE)  # one char for one char: positions in both agree
     if not _BACKGROUND.search(norm) and "{" in norm:
-        data = _read_json(norm)
-        return _from_mapping(data, width, height)
+        return _from_mapping(read_json(norm), width, height)
     return _from_template(raw, norm, width, height)
 
 
-def _read_json(text: str) -> dict:
-    start = text.index("{")
-    try:
-        data = json.loads(text[start : text.rindex("}") + 1])
-    except (json.JSONDecodeError, ValueError):
-        data, _ = read_literal(text, start)
-    if not isinstance(data, dict):
-        raise LayoutParseError("expected a JSON object with 'boxes' and 'background'")
-    return data
+def _check_text(text: str, what: str) -> None:
+    """A lone surrogate (from a `\\ud800` escape or a broken decoder) is not text."""
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise LayoutParseError(
+            f"{what} holds a lone surrogate (U+{ord(bad.group()):04X}) at character "
+            f"{bad.start()}, which is not text"
+        )
+
+
+def _without_fences(text: str) -> str:
+    """`text` without markdown fence lines (```, ```python, ...)."""
+    return _FENCE.sub("", text).strip() if "```" in text else text.strip()
 
 
 def _from_mapping(data: dict, width: int, height: int) -> Layout:
-    get = {str(k).lower().replace(" ", "_"): v for k, v in data.items()}
-    objects = _first(get, ("boxes", "objects"), [])
-    background = _first(get, ("background", "background_prompt", "bg_prompt"), None)
-    negative = _first(get, ("negative", "negative_prompt"), "")
+    objects, background, negative, w, h = layout_fields(data)
     if not isinstance(background, str) or not background.strip():
         raise LayoutParseError("the JSON has no 'background' text")
-    width = _canvas(get.get("width", width), "width")
-    height = _canvas(get.get("height", height), "height")
+    _check_text(background, "the background")
+    if isinstance(negative, str):
+        _check_text(negative, "the negative prompt")
+    width = _canvas(width if w is None else w, "width")
+    height = _canvas(height if h is None else h, "height")
     return _build(objects, background, negative, width, height)
 
 
@@ -95,8 +102,22 @@ def _line_after(text: str, pos: int) -> str:
     return text[pos : end if end >= 0 else len(text)].strip()
 
 
+def _says_no_objects(segment: str) -> bool:
+    """The object part says "no objects", "none", "n/a", ..., or is an empty list ("[]")."""
+    words = []
+    for m in _WORDS.finditer(segment):
+        words.append(m.group().lower())
+        if len(words) > 2:
+            return False
+    if words:
+        return " ".join(words) in _NO_OBJECTS
+    marks = "".join(segment.split())
+    balanced = marks.count("[") == marks.count("]") and marks.count("(") == marks.count(")")
+    return len(marks) <= 16 and balanced  # "[]", "-", "[ ]." but not "[[[[[[..."
+
+
 def _read_objects(segment: str) -> list:
-    if _NO_OBJECTS.match(segment):
+    if _says_no_objects(segment):
         return []
     start = segment.find("[")
     paren = segment.find("(")
@@ -105,7 +126,7 @@ def _read_objects(segment: str) -> list:
         segment, start = f"[{segment[paren:]}]", 0
     if start < 0:
         raise LayoutParseError(
-            f"could not find the object list in {segment[:60]!r}; "
+            f"could not find the object list in {show(segment[:60])}; "
             "expected Objects: [('a cat', [x, y, w, h]), ...]"
         )
     objects, _ = read_literal(segment, start)
@@ -117,10 +138,10 @@ def _read_objects(segment: str) -> list:
 def _build(objects: object, background: str, negative: object, width: int, height: int) -> Layout:
     if not isinstance(objects, list | tuple):
         raise LayoutParseError("the objects must be a list: [('a cat', [x, y, w, h]), ...]")
-    if negative is None or str(negative).strip().lower() in _EMPTY_NEGATIVE:
-        negative = ""
     if isinstance(negative, list | tuple):
         negative = ", ".join(str(n) for n in negative)
+    if negative is None or str(negative).strip().lower() in _EMPTY_NEGATIVE:
+        negative = ""
     boxes = []
     for i, item in enumerate(objects, 1):
         name, coords = _object(item, i)
@@ -130,45 +151,56 @@ def _build(objects: object, background: str, negative: object, width: int, heigh
     background = background.strip()
     if not background:
         raise LayoutParseError("the 'Background prompt:' line is empty; describe the scene")
+    return _validated(
+        Layout, boxes=boxes, background=background, negative=str(negative),
+        width=width, height=height,
+    )  # fmt: skip
+
+
+def _validated(model: type[Box] | type[Layout], what: str = "", **fields: object):
+    """`model(**fields)`; a validation error becomes a `LayoutParseError` saying what was wrong."""
     try:
-        return Layout(
-            boxes=boxes, background=background, negative=str(negative),
-            width=width, height=height,
-        )  # fmt: skip
+        return model(**fields)
     except ValidationError as e:
-        raise LayoutParseError(f"not a valid layout: {e.errors()[0]['msg']}") from None
+        msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise LayoutParseError(f"not a valid layout: {what}{msg}") from None
 
 
 def _object(item: object, i: int) -> tuple[str, list[float]]:
     """One object as (name, [x, y, w, h]) from a tuple, a flat 5-tuple or a mapping."""
     if isinstance(item, dict):
-        low = {str(k).lower(): v for k, v in item.items()}
-        name = _first(low, _NAME_KEYS, None)
-        coords = _first(low, _BOX_KEYS, None)
-        if coords is None and all(k in low for k in "xywh"):
-            coords = [low[k] for k in "xywh"]
+        name, coords = object_fields(item, i)
     elif isinstance(item, list | tuple) and len(item) == 2:
         name, coords = item
     elif isinstance(item, list | tuple) and len(item) == 5:
         name, coords = item[0], list(item[1:])
     else:
-        raise LayoutParseError(f"object {i} is {item!r}; expected ('name', [x, y, w, h])")
+        raise LayoutParseError(f"object {i} is {show(item)}; expected ('name', [x, y, w, h])")
     if not isinstance(name, str) or not name.strip():
-        raise LayoutParseError(f"object {i} has no name: {item!r}")
+        raise LayoutParseError(f"object {i} has no name: {show(item)}")
+    _check_text(name, f"the name of object {i}")
     if (
         not isinstance(coords, list | tuple)
         or len(coords) != 4
         or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords)
     ):
-        raise LayoutParseError(f"object {i} ({name!r}) needs a box of 4 numbers [x, y, w, h]")
-    return name, [float(c) for c in coords]
+        raise LayoutParseError(
+            f"object {i} ({show(name)}) needs a box of 4 numbers [x, y, w, h], not {show(coords)}"
+        )
+    values = [float(c) for c in coords]
+    if not all(math.isfinite(v) for v in values):
+        raise LayoutParseError(f"object {i} ({show(name)}) has a box that is not finite numbers")
+    return name, values
 
 
 def _clip(name: str, coords: list[float], width: int, height: int) -> Box | None:
     x, y, w, h = coords
+    problem = box_out_of_scale(show(name), (x, y, x + w, y + h), width, height)
+    if problem:
+        raise LayoutParseError(problem)
     x0, y0 = max(0.0, x), max(0.0, y)
     x1, y1 = min(float(width), x + w), min(float(height), y + h)
-    shown = f"{name!r} [{', '.join(f'{c:g}' for c in coords)}]"
+    shown = f"{show(name)} [{', '.join(f'{c:g}' for c in coords)}]"
     if x1 <= x0 or y1 <= y0:
         warnings.warn(
             f"dropped box {shown}: it has no area on the {width}x{height} canvas",
@@ -177,24 +209,20 @@ def _clip(name: str, coords: list[float], width: int, height: int) -> Box | None
         )
         return None
     if (x0, y0, x1, y1) == (x, y, x + w, y + h):
-        return Box(name=name, x=x, y=y, w=w, h=h)  # untouched: keep the numbers as given
+        return _validated(Box, f"object {show(name)}: ", name=name, x=x, y=y, w=w, h=h)
     warnings.warn(
         f"clipped box {shown} to the {width}x{height} canvas: "
         f"[{x0:g}, {y0:g}, {x1 - x0:g}, {y1 - y0:g}]",
         LayoutWarning,
         stacklevel=5,
     )
-    return Box(name=name, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
-
-
-def _first(mapping: dict, keys: tuple[str, ...], default: object) -> object:
-    for k in keys:
-        if k in mapping:
-            return mapping[k]
-    return default
+    return _validated(Box, f"object {show(name)}: ", name=name, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
 def _canvas(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise LayoutParseError(f"the canvas {what} must be a positive number, not {value!r}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 1 <= value <= MAX_CANVAS:
+        raise LayoutParseError(
+            f"the canvas {what} must be a number from 1 to {MAX_CANVAS}, not {show(value)}"
+        )
     return int(value)

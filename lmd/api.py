@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from conversation.render import Progress, RenderOutput, RenderRequest
-    from lmd.controller import Controller, RenderResult
+    from lmd.controller import BoxCache, Controller, RenderResult
     from prompts import PlanResult
 
 
@@ -153,16 +153,23 @@ def load_controller(settings: RenderSettings) -> Controller:
 
 
 class Renderer:
-    """Draws layouts with one loaded controller, reusing per-object work between calls."""
+    """Draws layouts with one loaded controller, reusing per-object work between calls.
+
+    `cache` keeps that work (default: a `BoxCache` with its default memory budget; pass
+    `BoxCache(max_bytes=...)` to change it).
+    """
 
     def __init__(
-        self, settings: RenderSettings | None = None, controller: Controller | None = None
+        self,
+        settings: RenderSettings | None = None,
+        controller: Controller | None = None,
+        cache: BoxCache | None = None,
     ):
         from lmd.controller import BoxCache
 
         self.settings = settings or RenderSettings()
         self.controller = controller or load_controller(self.settings)
-        self.cache = BoxCache()
+        self.cache = cache if cache is not None else BoxCache()
 
     def render(
         self,
@@ -235,6 +242,7 @@ def generate(
     llm: str | None = None,
     llm_base_url: str | None = None,
     llm_cache: bool = True,
+    llm_timeout: float = 120.0,
     seed: int = 0,
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -247,10 +255,11 @@ def generate(
 
     `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_model,
     sam_backend, device, dtype, height, width, refine, refiner_model). With `out_dir`,
-    `image.png`, `layout.json` and `layout.png` are written there. Everything that can be
-    checked without loading a model (the options, the models' names, `out_dir`) is checked
-    before the LLM is asked. `on_plan(plan)` is called with the planned `PlanResult` before
-    the models load and draw (to show the layout early).
+    `image.png`, `layout.json` and `layout.png` are written there. `llm_timeout` bounds the
+    LLM request in seconds, retries included. Everything that can be checked without
+    loading a model (the options, the models' names, `out_dir`) is checked before the LLM
+    is asked. `on_plan(plan)` is called with the planned `PlanResult` before the models
+    load and draw (to show the layout early).
     """
     from prompts import Planner
 
@@ -264,7 +273,9 @@ def generate(
     settings.check()
     if out_dir is not None:
         check_out_dir(out_dir)
-    planner = planner or Planner(model=llm, api_base=llm_base_url, cache=llm_cache)
+    planner = planner or Planner(
+        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+    )
     # 2. Plan, load, draw, save.
     plan = planner.complete(planner.plan_messages(caption))
     if on_plan is not None:

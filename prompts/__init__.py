@@ -2,18 +2,31 @@
 
 from prompts.cache import ReplyCache, default_cache_dir
 from prompts.errors import LLMUnavailableError, PlannerError, TemplateError
-from prompts.planner import DEFAULT_LLM, Planner, PlanResult, default_model
+from prompts.language import LanguageWarning
+from prompts.planner import (
+    DEFAULT_LLM,
+    EXCERPT_CHARS,
+    MAX_REPLY_CHARS,
+    Planner,
+    PlanResult,
+    default_model,
+)
 from prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
+from prompts.transport import RetryNotice
 
 __all__ = [
     "DEFAULT_LLM",
     "DEFAULT_TEMPLATE_DIR",
+    "EXCERPT_CHARS",
     "Example",
     "LLMUnavailableError",
+    "LanguageWarning",
+    "MAX_REPLY_CHARS",
     "PlanResult",
     "Planner",
     "PlannerError",
     "ReplyCache",
+    "RetryNotice",
     "Template",
     "TemplateError",
     "default_cache_dir",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 from layouts import Layout, LayoutParseError, LayoutWarning, parse
 from prompts.cache import ReplyCache, cache_key, default_cache_dir
 from prompts.errors import LLMUnavailableError, PlannerError
+from prompts.failures import clip, excerpt, sendable, short, transient, unavailable
+from prompts.language import LanguageWarning, language_note
 from prompts.template import CANVAS, Turn, load_template
+from prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
 
 # litellm fetches a price list from the internet at import unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -21,7 +24,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 DEFAULT_LLM = "gpt-4.1-mini"
 KEYLESS_PROVIDERS = ("ollama", "ollama_chat")
 """litellm providers that run locally and take no API key."""
-_PREFIXES = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)\s*[:-]\s*)+")
+MAX_REPLY_CHARS = 100_000
+"""Replies longer than this are refused unread (a layout is a few hundred characters)."""
+EXCERPT_CHARS = 2_000
+"""How much of an unreadable reply a correction request quotes back."""
 
 CORRECTION = (
     "Your answer could not be read as a layout: {error}\n"
@@ -55,6 +61,7 @@ class PlanResult:
     attempts: int  # LLM replies read (1 + corrections); 0 when replayed from the cache
     cached: bool
     warnings: list[str] = field(default_factory=list)  # boxes clipped or dropped
+    language: str | None = None  # said once per planner: the layout is not in English
 
 
 class Planner:
@@ -64,8 +71,11 @@ class Planner:
     `openai/NAME` with `api_base` for any OpenAI-compatible server); default `$LMD_LLM`, else
     `DEFAULT_LLM`. `api_base` defaults to `$LMD_LLM_BASE_URL`. `cache` is True (the default
     folder), a folder, or False. Transport errors, timeouts, 429 and 5xx are retried
-    `max_retries` times with exponential backoff starting at `retry_wait` seconds; an
-    unreadable reply is sent back with the parse error, at most `max_repairs` times.
+    `max_retries` times with exponential backoff starting at `retry_wait` seconds (or the
+    server's `Retry-After`), and `on_retry(notice)` hears of each retry (a `RetryNotice`);
+    `timeout` bounds each attempt and `llm_timeout` the whole request, retries and waits
+    included. An unreadable reply, or one over `max_reply_chars`, is sent back (an excerpt)
+    with the parse error, at most `max_repairs` times.
     """
 
     def __init__(
@@ -81,6 +91,9 @@ class Planner:
         max_retries: int = 4,
         timeout: float = 60.0,
         retry_wait: float = 1.0,
+        llm_timeout: float = 120.0,
+        max_reply_chars: int = MAX_REPLY_CHARS,
+        on_retry: Callable[[RetryNotice], None] | None = None,
     ):
         # 1. Check inputs
         api_base = api_base if api_base is not None else os.environ.get("LMD_LLM_BASE_URL")
@@ -97,6 +110,11 @@ class Planner:
             )
         if max_tokens <= 0 or timeout <= 0:
             raise ValueError(f"`max_tokens` and `timeout` must be > 0, got {max_tokens}, {timeout}")
+        if not llm_timeout > 0 or max_reply_chars <= 0:
+            raise ValueError(
+                f"`llm_timeout` and `max_reply_chars` must be > 0, "
+                f"got {llm_timeout} and {max_reply_chars}"
+            )
         # 2. Settings
         self.model = model or default_model()
         self.api_base = api_base or None
@@ -107,12 +125,15 @@ class Planner:
         self.max_retries = max_retries
         self.timeout = timeout
         self.retry_wait = retry_wait
+        self.llm_timeout = llm_timeout
+        self.max_reply_chars = max_reply_chars
+        self.on_retry = on_retry
+        self._language_noted = False
         # 3. Template and cache
         self.template = load_template(template_dir)
         if cache is True:
             cache = default_cache_dir() / "llm"
         self.cache = ReplyCache(cache) if cache else None
-        self._credentials_checked = False
 
     def __repr__(self) -> str:
         return f"Planner(model={self.model!r}, api_base={self.api_base!r})"
@@ -136,7 +157,7 @@ class Planner:
         return self.template.edit_messages(history, request)
 
     def cache_key(self, messages: list[dict], sample: int = 0) -> str:
-        """Key of a reply: model, template hash, messages, sampling settings (and sample #)."""
+        """Key of a reply: model, server, template hash, messages, sampling settings, sample #."""
         parts = dict(
             model=self.model,
             template=self.template.hash,
@@ -144,6 +165,8 @@ class Planner:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
         )
+        if self.api_base:  # another server under the same model name is another model
+            parts["api_base"] = self.api_base.rstrip("/")
         if sample:
             parts["sample"] = sample
         return cache_key(**parts)
@@ -158,33 +181,36 @@ class Planner:
         key = self.cache_key(messages, sample)
         if self.cache is not None and (reply := self.cache.get(key)) is not None:
             try:
-                layout, notes = _read(reply)
+                layout, notes = self._read(reply)
             except LayoutParseError:
                 pass  # a damaged entry: ask again and overwrite it
             else:
-                return _emit(PlanResult(layout, reply, attempts=0, cached=True, warnings=notes))
-        # 2. Ask, sending parse errors back as correction requests
+                result = PlanResult(layout, reply, attempts=0, cached=True, warnings=notes)
+                return self._emit(result)
+        # 2. Ask, sending parse errors back as correction requests (quoting an excerpt)
         conversation = list(messages)
         problem = ""
         attempts = self.max_repairs + 1
         for attempt in range(1, attempts + 1):
             reply = self._ask(conversation)
             try:
-                layout, notes = _read(reply)
+                layout, notes = self._read(reply)
             except LayoutParseError as e:
-                problem = str(e)
+                problem = clip(str(e), 500)
                 conversation += [
-                    {"role": "assistant", "content": reply},
+                    {"role": "assistant", "content": excerpt(reply, EXCERPT_CHARS)},
                     {"role": "user", "content": CORRECTION.format(error=problem)},
                 ]
                 continue
-            if self.cache is not None:
+            # 3. Keep it for replay, unless clipping took every box it had
+            lost_every_box = not layout.boxes and bool(notes)
+            if self.cache is not None and not lost_every_box:
                 try:
                     self.cache.put(key, reply, model=self.model, template=self.template.hash)
                 except OSError as e:  # the layout is good; only replaying it later is lost
                     warnings.warn(f"could not cache the LLM reply: {e}", RuntimeWarning, 2)
             result = PlanResult(layout, reply, attempts=attempt, cached=False, warnings=notes)
-            return _emit(result)
+            return self._emit(result)
         raise PlannerError(
             f"{self.model} gave no readable layout in {attempts} attempts "
             f"({attempts - 1} correction requests); last problem: {problem}",
@@ -194,34 +220,49 @@ class Planner:
     # --- talking to the LLM -------------------------------------------------------------
 
     def _ask(self, messages: list[dict]) -> str:
-        """One reply's text; transport problems retried, then raised as `PlannerError`."""
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
+        """One reply's text; transport problems retried within the deadline, else raised."""
         litellm = _litellm()
         model, api_key = self._credentials(litellm)
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential(multiplier=self.retry_wait, max=max(self.retry_wait, 30.0)),
-            retry=retry_if_exception(lambda e: _transient(litellm, e)),
-            reraise=True,
-        )
+        where = self.api_base or self.model
+        deadline = time.monotonic() + self.llm_timeout
+        outcome = Outcome()
+
+        def attempt():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(f"the {self.llm_timeout:g} s deadline passed")
+            return within(
+                left,
+                lambda: litellm.acompletion(
+                    model=model, messages=messages, api_base=self.api_base, api_key=api_key,
+                    temperature=self.temperature, max_tokens=self.max_tokens,
+                    timeout=self.timeout, num_retries=0, max_retries=0,
+                    drop_params=True,
+                ),
+            )  # fmt: skip
+
+        def notify(state) -> None:
+            if self.on_retry is not None:
+                error = short(state.outcome.exception(), 160)
+                tries, wait = state.attempt_number, state.upcoming_sleep
+                self.on_retry(RetryNotice(where, tries, self.max_retries, wait, error))
+
+        policy = retrying(
+            retries=self.max_retries, first_wait=self.retry_wait, deadline=deadline,
+            transient=lambda e: transient(litellm, e), outcome=outcome, notify=notify,
+        )  # fmt: skip
         try:
-            response = retrying(
-                litellm.completion,
-                model=model,
-                messages=messages,
-                api_base=self.api_base,
-                api_key=api_key,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                timeout=self.timeout,
-                num_retries=0,
-                max_retries=0,
-                drop_params=True,
-            )
+            response = policy(attempt)
         except Exception as e:  # litellm maps every provider's errors; none may escape raw
-            raise self._unavailable(litellm, e) from None
-        return response.choices[0].message.content or ""
+            tries = policy.statistics.get("attempt_number", 1)
+            limit = self.llm_timeout if outcome.out_of_time else None
+            error = unavailable(litellm, e, where=where, model=self.model, tries=tries, limit=limit)
+            raise error from None
+        try:
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            content = None
+        return content if isinstance(content, str) else ""
 
     def _credentials(self, litellm) -> tuple[str, str | None]:
         """The model string and key to send; a missing key is one readable error."""
@@ -250,41 +291,24 @@ class Planner:
                 api_key = "no-key"  # local OpenAI-compatible servers accept any key
         return model, api_key
 
-    def _unavailable(self, litellm, e: Exception) -> PlannerError:
-        ex = litellm.exceptions
-        where = self.api_base or self.model
-        detail = _short(e)
-        tries = self.max_retries + 1
-        if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError):
-            return LLMUnavailableError(f"the LLM at {where} rejected the API key: {detail}")
-        if isinstance(e, ex.NotFoundError):
-            return LLMUnavailableError(f"the LLM at {where} has no model {self.model!r}: {detail}")
-        if isinstance(e, ex.BadRequestError):
-            return LLMUnavailableError(f"the LLM at {where} rejected the request: {detail}")
-        if isinstance(e, ex.APIConnectionError | ex.Timeout) or _is_connection_error(e):
-            return LLMUnavailableError(
-                f"could not reach the LLM at {where} ({tries} tries): {detail}"
+    def _read(self, reply: str) -> tuple[Layout, list[str]]:
+        """Parse a reply (refusing one over `max_reply_chars`), collecting the parser's notes."""
+        if len(reply) > self.max_reply_chars:
+            raise LayoutParseError(
+                f"the answer is {len(reply):,} characters long, more than the "
+                f"{self.max_reply_chars:,} a layout may take; answer with the layout only"
             )
-        if _transient(litellm, e):
-            return LLMUnavailableError(f"the LLM at {where} kept failing ({tries} tries): {detail}")
-        return LLMUnavailableError(f"asking the LLM at {where} failed: {detail}")
+        return _read(reply)
 
-
-def _transient(litellm, e: BaseException) -> bool:
-    """Worth retrying: transport errors, timeouts, 429 and 5xx."""
-    ex = litellm.exceptions
-    if isinstance(e, ex.AuthenticationError | ex.PermissionDeniedError | ex.BadRequestError):
-        return False
-    if isinstance(e, ex.NotFoundError):
-        return False
-    transient = (
-        ex.RateLimitError, ex.APIConnectionError, ex.Timeout, ex.InternalServerError,
-        ex.ServiceUnavailableError, ex.BadGatewayError,
-    )  # fmt: skip
-    if isinstance(e, transient):
-        return True
-    status = getattr(e, "status_code", None)
-    return isinstance(e, ex.APIError) and (not isinstance(status, int) or status >= 500)
+    def _emit(self, result: PlanResult) -> PlanResult:
+        """Warn about the result's clipped boxes, and once per planner about its language."""
+        if not self._language_noted and (note := language_note(result.layout)):
+            self._language_noted = True
+            result.language = note
+            warnings.warn(note, LanguageWarning, stacklevel=3)
+        for note in result.warnings:
+            warnings.warn(note, LayoutWarning, stacklevel=3)
+        return result
 
 
 def _read(reply: str) -> tuple[Layout, list[str]]:
@@ -295,30 +319,8 @@ def _read(reply: str) -> tuple[Layout, list[str]]:
     return layout, [str(w.message) for w in caught if issubclass(w.category, LayoutWarning)]
 
 
-def _emit(result: PlanResult) -> PlanResult:
-    for note in result.warnings:
-        warnings.warn(note, LayoutWarning, stacklevel=3)
-    return result
-
-
-def _short(e: BaseException) -> str:
-    """The useful part of a litellm message, without its stacked class-name prefixes."""
-    text = " ".join(str(e).split())
-    text = _PREFIXES.sub("", text).strip() or type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _is_connection_error(e: BaseException) -> bool:
-    """No answer at all (refused, DNS, reset), however litellm classified it."""
-    seen: BaseException | None = e
-    while seen is not None:
-        name = type(seen).__name__
-        if name in ("ConnectError", "ConnectTimeout", "APIConnectionError", "RemoteProtocolError"):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "connection error" in str(e).lower()
-
-
 def _check_text(text: object, what: str) -> None:
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"the {what} must be non-empty text, got {text!r}")
+        raise ValueError(f"the {what} must be non-empty text, got {clip(repr(text), 80)}")
+    if sendable(text) != text:
+        raise ValueError(f"the {what} holds a lone surrogate, which is not text: {text!r:.80}")

@@ -134,8 +134,10 @@ def test_undo_and_redo_move_the_cursor_and_are_saved(tmp_path):
     assert c.undo() is None  # the first picture stays
     assert c.current == first and c.turns == [first]
     assert c.can_redo and not c.can_undo
-    assert Conversation.load(tmp_path / "session.json", c.planner, c.render).current == first
-    assert c.redo() == second
+    c.close()
+    with Conversation.load(tmp_path / "session.json", c.planner, c.render) as again:
+        assert again.current == first
+    assert c.redo() == second  # takes the lock again
     assert c.turns == [first, second]
 
 

@@ -92,6 +92,7 @@ def test_a_session_with_a_hand_edit_loads_back(tmp_path):
     c = chat(tmp_path, CAT_DOG)
     first = c.send("a cat and a dog")
     edited = c.edit(moved_dog(first.layout))
+    c.close()
     resumed = Conversation.load(tmp_path / "session.json", ScriptedPlanner(), SketchRenderer())
     assert resumed.turns == [first, edited]
     assert is_manual(resumed.current)

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from layouts import Box, Layout, LayoutParseError, LayoutWarning, atomic_write_text, draw, parse
+from layouts.model import trim_name
 
 # Names may hold quotes, apostrophes, backslashes, brackets and any letter; whitespace is
 # collapsed by the model, so generated text is already in that form.
@@ -19,13 +20,22 @@ _TYPOGRAPHY = (
 _name_chars = st.characters(
     blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs"), blacklist_characters=_TYPOGRAPHY
 )
-names = st.lists(st.text(_name_chars, min_size=1, max_size=8), min_size=1, max_size=3).map(" ".join)
+# A name ends in a letter or digit (the model trims the rest), so generated names do too.
+names = (
+    st.lists(st.text(_name_chars, min_size=1, max_size=8), min_size=1, max_size=3)
+    .map(" ".join)
+    .filter(lambda n: trim_name(n) == n)
+)
 prompt_text = st.text(
     st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs"), blacklist_characters=":"),
     min_size=1,
     max_size=10,
 )
-prompts = st.lists(prompt_text, min_size=1, max_size=4).map(" ".join)
+prompts = (
+    st.lists(prompt_text, min_size=1, max_size=4)
+    .map(" ".join)
+    .filter(lambda p: any(c.isalnum() for c in p))
+)
 coord = st.one_of(
     st.integers(0, 400), st.floats(0, 400, allow_nan=False).map(lambda v: round(v, 3))
 )

@@ -169,6 +169,7 @@ def test_a_crash_mid_render_leaves_the_session_readable(make_planner, llm_server
     with pytest.raises(KeyboardInterrupt):
         chat.send("move the dog up", progress=crash)
     assert path.read_bytes() == before
+    chat.close()
     resumed = Conversation.load(path, make_planner(), fresh)
     assert len(resumed.turns) == 1
     assert resumed.send("move the dog up").layout.boxes[1].y == 40

@@ -147,6 +147,7 @@ def test_the_repl_hands_its_progress_to_the_renderer(tmp_path):
 def test_a_resumed_session_keeps_editing_where_it_left_off(tmp_path):
     first = session(tmp_path, CAT_DOG, DOG_LEFT)
     transcript(first, "a cat and a dog\nmove the dog left\n/undo\n/quit\n")
+    first.close()
     planner = ScriptedPlanner(reply("('a cat', [40, 200, 160, 160])"))
     resumed = Conversation.load(tmp_path / "session.json", planner, SketchRenderer())
     code, out, err = transcript(resumed, "/layout\nremove the dog\n")

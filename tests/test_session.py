@@ -40,6 +40,11 @@ class FlakyRenderer:
         return self.sketch(request)
 
 
+def _listing(folder) -> list[str]:
+    """The folder's files, without the lock file an open conversation keeps beside its session."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".json.lock"))
+
+
 @pytest.fixture
 def path(tmp_path):
     return tmp_path / "session.json"
@@ -70,14 +75,15 @@ def test_resume_restores_turns_cursor_and_counters_and_continues(tmp_path, path)
     c.send("a cat and a dog")
     c.send("move the dog left")
     c.undo()
+    c.close()
     resumed = Conversation.load(path, planner, SketchRenderer())
     assert resumed.session == c.session
     assert resumed.current == c.current and resumed.can_redo
-    assert resumed.out_dir == tmp_path / "o"  # new pictures go beside the old ones
+    assert resumed.out_dir == tmp_path  # new pictures go beside the session file
     assert resumed.current.image.size == (512, 512)  # read back from its file
     hat = resumed.send("add a hat")
     assert hat.object_ids == ["obj1", "obj2", "obj3"]
-    assert hat.image_path == str(tmp_path / "o" / "turn-003.png")
+    assert hat.image_path == str(tmp_path / "turn-003.png")
     assert [t.request for t in Session.load(path).turns] == ["a cat and a dog", "add a hat"]
 
 
@@ -86,6 +92,7 @@ def test_open_starts_a_new_session_or_resumes_one(path):
     c = Conversation.open(path, planner, SketchRenderer(), seed=11)
     assert c.seed == 11 and c.current is None
     c.send("a cat and a dog")
+    c.close()
     again = Conversation.open(path, planner, SketchRenderer(), seed=99)
     assert again.seed == 11 and again.current == c.current
 
@@ -110,8 +117,9 @@ def test_a_render_crash_mid_turn_leaves_the_session_file_intact(tmp_path, path):
     assert path.read_bytes() == before
     assert c.turns == [first] and c.session.renders == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["turn-001.png"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "session.json"]
-    resumed = Conversation.load(path, c.planner, SketchRenderer())
+    assert _listing(tmp_path) == ["out", "session.json"]
+    c.close()
+    resumed = Conversation.load(path, c.planner, SketchRenderer(), out_dir=tmp_path / "out")
     assert resumed.current == first
     turn = resumed.send("move the dog left")
     assert turn.summary == 'moved "a dog"'
@@ -133,7 +141,7 @@ def test_a_failed_save_keeps_the_old_file_and_the_old_state(tmp_path, path, monk
         c.send("move the dog left")
     monkeypatch.undo()
     assert path.read_bytes() == before and c.session is state
-    assert [p.name for p in tmp_path.iterdir()] == ["session.json"]  # no temp file left
+    assert _listing(tmp_path) == ["session.json"]  # no temp file left
     c.send("move the dog left")
     before, state = path.read_bytes(), c.session
     monkeypatch.setattr(os, "replace", broken_replace)

@@ -109,6 +109,7 @@ def test_the_downloaded_session_loads_back_and_lmd_chat_resumes_it(
     assert [t.request for t in loaded.turns] == ["a cat and a dog", MANUAL_REQUEST]
     assert is_manual(loaded.current) and loaded.current.layout.negative == "blurry"
     assert [[b.name, b.x, b.y, b.w, b.h] for b in loaded.current.layout.boxes] == DOG_UP
+    loaded.close()  # one conversation at a time on a session file
 
     from io import StringIO
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conversation import RenderOutput
+from conversation import Conversation, RenderOutput
 from lmd.api import RenderSettings
 from lmd.controller import BoxCache
 from lmd.web.pool import RenderPool
@@ -119,8 +119,13 @@ def test_each_page_keeps_its_own_conversation_and_object_pictures(tmp_path):
     assert one.session_file == one.folder / "1" / "session.json" and one.session_file.exists()
     edited = one.send("move the dog left", settings)
     assert one.jump(0) == turn and one.jump(1) == edited  # the strip: undo/redo to a turn
+    first_session, _held = one.session_file, one.conversation  # as a queued event may hold it
     one.start_over()
     assert one.current is None and one.session_file is None
+    # The page let go of the old session's lock: a chat can resume it now.
+    resumed = Conversation.load(first_session, ScriptedPlanner(), Painter(LMD, True))
+    assert len(resumed.turns) == 2
+    resumed.close()
 
 
 def test_a_page_refuses_quick_actions_while_it_draws(tmp_path):

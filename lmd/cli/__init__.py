@@ -12,9 +12,11 @@ import sys
 import warnings
 
 # Importing these modules registers their commands (one line per command module).
+import lmd.cli.batch  # noqa: F401
 import lmd.cli.bench_edit  # noqa: F401
 import lmd.cli.bench_speed  # noqa: F401
 import lmd.cli.bench_stage1  # noqa: F401
+import lmd.cli.bench_stage2  # noqa: F401
 import lmd.cli.chat  # noqa: F401
 import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
@@ -44,6 +46,8 @@ def run(argv: list[str] | None = None) -> int:
     from layouts.errors import LmdError
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     if not os.environ.get("LMD_DEBUG"):  # the libraries' notices are not for our users
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported

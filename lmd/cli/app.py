@@ -10,7 +10,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks: stage-1 layout accuracy, rendering speed, edit speed.")
+bench_app = typer.Typer(
+    help="Benchmarks: stage-1 layout and stage-2 image accuracy, rendering and edit speed."
+)
 app.add_typer(bench_app, name="bench")
 
 

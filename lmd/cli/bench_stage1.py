@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Llm, LlmBaseUrl, LlmRetries, NoCache, make_planner
+from lmd.cli.options import (
+    LLM_TIMEOUT,
+    Llm,
+    LlmBaseUrl,
+    LlmRetries,
+    LlmTimeout,
+    NoCache,
+    make_planner,
+)
 
 
 @bench_app.command("stage1")
@@ -19,6 +27,7 @@ def stage1(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     limit: int | None = typer.Option(None, "--limit", min=1, help="First N captions per task."),
     failures: bool = typer.Option(False, "--failures", help="List failed captions on stderr."),
 ) -> None:
@@ -34,7 +43,7 @@ def stage1(
     else:
         from tqdm import tqdm
 
-        planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
+        planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
         asked = bench.ask_llm(planner, prompts)
         layouts = tqdm(asked, total=len(prompts), desc="stage1", unit="caption", file=sys.stderr)
     report = bench.score(prompts, layouts)

@@ -11,12 +11,14 @@ import typer
 from lmd.cli.app import app
 from lmd.cli.errors import FLAGS
 from lmd.cli.options import (
+    LLM_TIMEOUT,
     Device,
     Dtype,
     Height,
     Llm,
     LlmBaseUrl,
     LlmRetries,
+    LlmTimeout,
     Method,
     Model,
     NoCache,
@@ -58,6 +60,7 @@ def chat_command(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
     method: Method = None,
     steps: Steps = None,
@@ -95,7 +98,7 @@ def chat_command(
         **chosen, no_sam=no_sam, sam=sam, sam_backend=sam_backend, device=device, dtype=dtype,
         refine=refine, refiner=refiner,
     )  # fmt: skip
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
+    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     meta = {k: getattr(settings, k) for k in KEPT}
     renderer = _LazyRenderer(settings)
     conversation = Conversation.open(

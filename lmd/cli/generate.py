@@ -12,12 +12,14 @@ import typer
 from layouts import LayoutWarning
 from lmd.cli.app import app
 from lmd.cli.options import (
+    LLM_TIMEOUT,
     Device,
     Dtype,
     Height,
     Llm,
     LlmBaseUrl,
     LlmRetries,
+    LlmTimeout,
     Method,
     Model,
     NoCache,
@@ -43,6 +45,7 @@ def generate_command(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
     method: Method = "lmd",
     steps: Steps = None,
@@ -67,7 +70,7 @@ def generate_command(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
         device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
     )  # fmt: skip
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
+    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
 
     def planned(plan) -> None:
         for note in plan.warnings:

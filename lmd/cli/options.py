@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -40,6 +41,16 @@ LlmRetries = Annotated[
         rich_help_panel=LLM_PANEL,
     ),
 ]
+LlmTimeout = Annotated[
+    float,
+    typer.Option(
+        "--llm-timeout",
+        min=0.1,
+        help="Seconds one LLM request may take in all, retries and their waits included.",
+        rich_help_panel=LLM_PANEL,
+    ),
+]
+LLM_TIMEOUT = 120.0
 
 Model = Annotated[
     str | None,
@@ -143,10 +154,25 @@ Refiner = Annotated[
 ]
 
 
-def make_planner(llm: str | None, llm_base_url: str | None, no_cache: bool, llm_retries: int):
+def make_planner(
+    llm: str | None,
+    llm_base_url: str | None,
+    no_cache: bool,
+    llm_retries: int,
+    llm_timeout: float = LLM_TIMEOUT,
+):
+    """The planner the options ask for; each retry is announced on stderr."""
     from prompts import Planner
 
-    return Planner(model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries)
+    return Planner(
+        model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries,
+        llm_timeout=llm_timeout, on_retry=retry_to_stderr,
+    )  # fmt: skip
+
+
+def retry_to_stderr(notice) -> None:
+    """One `note:` line per LLM retry: what failed and how long until the next try."""
+    print(f"note: {notice}", file=sys.stderr, flush=True)
 
 
 def render_settings(

@@ -9,7 +9,15 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import Llm, LlmBaseUrl, LlmRetries, NoCache, make_planner
+from lmd.cli.options import (
+    LLM_TIMEOUT,
+    Llm,
+    LlmBaseUrl,
+    LlmRetries,
+    LlmTimeout,
+    NoCache,
+    make_planner,
+)
 
 
 @app.command("plan")
@@ -20,10 +28,11 @@ def plan(
     as_json: bool = typer.Option(False, "--json", help="Print only the layout as JSON."),
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     output: Path | None = typer.Option(None, "-o", "--output", help="Also save the JSON here."),
 ) -> None:
     """Plan a layout (captioned boxes, background, negative prompt) for CAPTION."""
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries)
+    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     with layout_warnings_to_stderr():
         result = planner.complete(planner.plan_messages(caption))
     if output is not None:

@@ -85,6 +85,16 @@ def render_command(
         print(f"wrote {path}")
 
 
+SLUG_CHARS = 48
+"""File names of per-object outputs keep this much of the name (file systems allow 255 bytes)."""
+
+
+def object_slug(name: str) -> str:
+    """`name` as a short file-name part: lower-case ASCII words joined by `-`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:SLUG_CHARS].rstrip("-")
+    return slug or "object"
+
+
 def save_objects(folder: Path, result) -> list[Path]:
     """Each object's own image (`NN-name.png`) and its mask in place (`NN-name.mask.png`)."""
     import torch.nn.functional as F
@@ -97,7 +107,7 @@ def save_objects(folder: Path, result) -> list[Path]:
     for i, (box, image, mask) in enumerate(
         zip(result.layout.boxes, result.box_images, result.masks, strict=True)
     ):
-        stem = f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', box.name.lower()).strip('-') or 'object'}"
+        stem = f"{i:02d}-{object_slug(box.name)}"
         big = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest")[0, 0]
         mask_image = Image.fromarray((big.cpu().numpy() * 255).astype("uint8"), mode="L")
         paths.append(atomic_save_image(image, folder / f"{stem}.png"))

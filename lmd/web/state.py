@@ -154,7 +154,7 @@ class WebSession:
 
     def start_over(self) -> None:
         """Forget the conversation (its files stay); the next turn starts a new one."""
-        self.conversation = None
+        self._drop()
         self.notes = []
 
     def open(self, path: str | Path, settings: TurnSettings) -> Conversation:
@@ -171,16 +171,24 @@ class WebSession:
         session = session.model_copy(update={"turns": turns})
         conversation = self._new(settings, session=session)
         conversation.save()
+        self._drop()
         self.conversation = conversation
         self.notes = []
         return conversation
 
     def close(self) -> None:
         """Called when the browser session ends: remove its files if they were temporary."""
+        self._drop()
         if self.remove_on_close:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _drop(self) -> None:
+        """Let go of the current conversation and its session lock."""
+        if self.conversation is not None:
+            self.conversation.close()
+            self.conversation = None
 
     def _ready(self, settings: TurnSettings) -> Conversation:
         if self.conversation is None:

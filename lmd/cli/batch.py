@@ -1,0 +1,195 @@
+"""`lmd batch PROMPTS -o DIR`: plan every prompt, then draw them all, resumably, on one GPU or
+several (`accelerate launch -m lmd batch ...`, or `--num_processes N`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from lmd.cli.app import app
+from lmd.cli.options import (
+    Device,
+    Dtype,
+    Height,
+    Llm,
+    LlmBaseUrl,
+    LlmRetries,
+    Method,
+    Model,
+    NoCache,
+    NoSam,
+    Refine,
+    SamBackend,
+    SamModel,
+    Seed,
+    Steps,
+    Width,
+    make_planner,
+    render_settings,
+)  # fmt: skip
+from lmd.cli.progress import Bars
+
+BATCH_PANEL = "Batch"
+
+
+@app.command("batch")
+def batch_command(
+    ctx: typer.Context,
+    prompts: str = typer.Argument(
+        ...,
+        metavar="PROMPTS",
+        help='A text file (one caption a line), a JSONL file of {"caption": ...} or '
+        '{"layout": {...}} records, or lmd-benchmark (the 400 LMD benchmark captions).',
+    ),  # fmt: skip
+    output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the batch."),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, help="Pictures per prompt.", rich_help_panel=BATCH_PANEL
+    ),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        rich_help_panel=BATCH_PANEL,
+        help="Only the first N prompts (lmd-benchmark: the first N of each task).",
+    ),  # fmt: skip
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        rich_help_panel=BATCH_PANEL,
+        help="Draw the failed jobs again (and plan failed prompts again).",
+    ),  # fmt: skip
+    num_processes: int | None = typer.Option(
+        None,
+        "--num_processes",
+        "--num-processes",
+        min=1,
+        rich_help_panel=BATCH_PANEL,
+        help="Start N processes through accelerate, one per GPU (CPU processes on a machine "
+        "without CUDA or with --device cpu).",
+    ),  # fmt: skip
+    llm_concurrency: int = typer.Option(
+        8,
+        "--llm-concurrency",
+        min=1,
+        rich_help_panel="LLM (stage 1)",
+        help="LLM requests in flight at once while planning.",
+    ),  # fmt: skip
+    llm: Llm = None,
+    llm_base_url: LlmBaseUrl = None,
+    no_cache: NoCache = False,
+    llm_retries: LlmRetries = 4,
+    model: Model = None,
+    method: Method = "lmd",
+    steps: Steps = None,
+    seed: Seed = 0,
+    no_sam: NoSam = False,
+    sam: SamModel = None,
+    sam_backend: SamBackend = "auto",
+    device: Device = None,
+    dtype: Dtype = None,
+    height: Height = None,
+    width: Width = None,
+    refine: Refine = False,
+) -> None:
+    """Plan and draw every prompt: DIR/layouts.jsonl, then DIR/NNNNN/rR/image.png per job.
+
+    A job is done when its meta.json exists: rerun the same command to resume. Failed jobs
+    write error.json and the run goes on. Seeds come from (--seed, prompt, repeat) only, so
+    the pictures are the same on any number of processes.
+    """
+    from lmd.batch import Processes, read_prompts, run_batch
+    from lmd.batch.processes import launch, single_cpu_notice
+
+    settings = render_settings(
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
+        device=device, dtype=dtype, height=height, width=width, refine=refine,
+    )  # fmt: skip
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, not {seed}")
+    batch = read_prompts(prompts, limit)
+    procs = Processes.current(device)
+    if num_processes is not None and num_processes > 1 and procs.count == 1:
+        raise typer.Exit(launch(_argv_without_num_processes(ctx), num_processes, cpu=_cpu(device)))
+    if procs.is_main and (notice := single_cpu_notice()):
+        print(f"note: {notice}", file=sys.stderr)
+    bars = Bars(disable=procs.count > 1 or None)
+    job_bar = _JobBar(procs)
+    try:
+        summary = run_batch(
+            batch, output, planner=lambda: make_planner(llm, llm_base_url, no_cache, llm_retries),
+            settings=settings, seed=seed, repeats=repeats, retry_failed=retry_failed,
+            llm_workers=llm_concurrency, processes=procs, on_plan=_plan_bar(procs),
+            on_start=job_bar.start, on_job=job_bar.step, step_progress=bars,
+        )  # fmt: skip
+    finally:
+        bars.close()
+        job_bar.close()
+    if summary is not None:
+        print("\n".join(summary.lines()))
+
+
+class _JobBar:
+    """One job bar per process (stacked by process index)."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        desc = f"process {self.procs.index}" if self.procs.count > 1 else "jobs"
+        self.bar = tqdm(
+            total=total, desc=desc, unit="job", position=self.procs.index, file=sys.stderr,
+            dynamic_ncols=True, leave=True,
+        )  # fmt: skip
+
+    def step(self, job, state: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{job.name} {state}", refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _plan_bar(procs):
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc="stage 1", unit="prompt", file=sys.stderr)
+        bar = state["bar"]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress if procs.is_main else None
+
+
+def _cpu(device: str | None) -> bool:
+    import torch
+
+    return (device or "").startswith("cpu") or not torch.cuda.is_available()
+
+
+def _argv_without_num_processes(ctx: typer.Context) -> list[str]:
+    """This command's arguments as given, less --num_processes (for the launched processes)."""
+    argv = [ctx.info_name or "batch"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == "num_processes" or value is None:
+            continue
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+        elif param.is_flag:
+            if value:
+                argv.append(param.opts[0])
+        elif value != param.default:
+            argv += [param.opts[0], str(value)]
+    return argv
