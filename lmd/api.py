@@ -269,13 +269,13 @@ def generate(
         raise TypeError(f"generate() got unknown options: {', '.join(sorted(unknown))}")
     if renderer is not None and render_options:
         raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
+    planner = planner or Planner(
+        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+    )
     settings = renderer.settings if renderer is not None else RenderSettings(**render_options)
     settings.check()
     if out_dir is not None:
         check_out_dir(out_dir)
-    planner = planner or Planner(
-        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
-    )
     # 2. Plan, load, draw, save.
     plan = planner.complete(planner.plan_messages(caption))
     if on_plan is not None:

@@ -27,6 +27,7 @@ FLAGS = {
     "llm_base_url": "--llm-base-url",
     "max_retries": "--llm-retries",
     "out_dir": "-o",
+    "detector": "--detector",
 }
 _NAMED = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
