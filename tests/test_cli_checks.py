@@ -155,7 +155,7 @@ def test_bench_speed_on_a_cpu_warns_and_suggests_the_cpu_sized_command(monkeypat
     assert run(["bench", "speed", "--device", "cpu"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == (
-        "warning: 50 steps at full size on the CPU take many minutes; for a quick run: "
+        "warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): "
         "lmd bench speed --steps 4 --height 256 --width 256"
     )
     for quiet in (["--steps", "4"], ["--model", "random:tiny"]):
