@@ -35,8 +35,7 @@ def speed_command(
     if steps is None and model != "random:tiny" and resolve_device(device).type == "cpu":
         quick = CPU_SIZED if model == "random:sd15" else f"{CPU_SIZED} --model {model}"
         print(
-            f"warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): "
-            f"{quick}",
+            f"warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): {quick}",
             file=sys.stderr,
             flush=True,
         )
