@@ -67,11 +67,12 @@ def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
 class SketchRenderer:
     """Paints the layout with `layouts.draw` on a background tinted by the background seed.
 
-    It remembers which objects (`object_key`) it has drawn before and counts those as reused,
-    the way a caching diffusion renderer would.
+    It remembers which objects it has drawn before and counts those as reused, keyed as lmd's
+    per-object cache keys them: `object_key` and the background seed and prompts (an object
+    drawn over another background is drawn again).
     """
 
-    seen: set[tuple[str, int, int, int]] = field(default_factory=set)
+    seen: set[tuple] = field(default_factory=set)
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
         layout = request.layout
@@ -83,7 +84,8 @@ class SketchRenderer:
         for step, (box, seed) in enumerate(
             zip(layout.boxes, request.object_seeds, strict=True), start=1
         ):
-            key = object_key(box, seed)
+            key = (*object_key(box, seed), request.background_seed, layout.background,
+                   layout.negative)  # fmt: skip
             if key in self.seen:
                 reused += 1
             else:

@@ -56,6 +56,7 @@ class RenderSettings:
     width: int | None = None
     refine: bool = False
     refiner_model: str | None = None
+    paper: bool = False  # LMDConfig.paper(): the paper's code exactly, for comparisons
 
     def replace(self, **changes: Any) -> RenderSettings:
         return dataclasses.replace(self, **changes)
@@ -146,7 +147,9 @@ def load_controller(settings: RenderSettings) -> Controller:
                 settings.refiner_model or REFINER_MODEL, device=settings.device,
                 dtype=settings.dtype,
             )  # fmt: skip
-    config = LMDConfig() if settings.steps is None else LMDConfig(steps=settings.steps)
+    config = LMDConfig.paper() if settings.paper else LMDConfig()
+    if settings.steps is not None:
+        config = config.replace(steps=settings.steps)
     return Controller(
         pipe, config=config, segmenter=segmenter, refine=refine, model_id=settings.model_id
     )
@@ -254,7 +257,7 @@ def generate(
     """Plan a layout for `caption` with an LLM, then draw it.
 
     `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_model,
-    sam_backend, device, dtype, height, width, refine, refiner_model). With `out_dir`,
+    sam_backend, device, dtype, height, width, refine, refiner_model, paper). With `out_dir`,
     `image.png`, `layout.json` and `layout.png` are written there. `llm_timeout` bounds the
     LLM request in seconds, retries included. Everything that can be checked without
     loading a model (the options, the models' names, `out_dir`) is checked before the LLM

@@ -62,7 +62,7 @@ def test_lmd_renders_deterministically_and_counts_its_work(tiny_pipe):
     assert first.image.size == (128, 128) and first.layout.width == 128
     assert (first.generated, first.reused) == (2, 0)
     assert len(first.box_images) == 2 and len(first.masks) == 2
-    assert all(m.shape == (16, 16) and m.any() for m in first.masks)
+    assert all(m.shape == (16, 16) and m.dtype == torch.bool for m in first.masks)
     assert ("boxes", STEPS, STEPS) in phases and ("overall", STEPS, STEPS) in phases
     guided = c.config.guidance_until
     iters = sum(c.config.iterations(i) for i in range(guided))
@@ -142,32 +142,6 @@ def test_cache_reuses_a_moved_object_exactly(tiny_pipe):
     assert (third.generated, third.reused) == (1, 1)
 
 
-class EmptySam:
-    """A segmenter that finds nothing: masks must fall back to the boxes."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def segment(self, images, *, points=None, boxes=None):
-        self.calls += 1
-        w, h = images[0].size
-        return torch.zeros(len(images), 3, h, w, dtype=torch.bool), torch.ones(len(images), 3)
-
-
-def test_empty_sam_masks_fall_back_to_the_box(tiny_pipe):
-    sam = EmptySam()
-    c = Controller(tiny_pipe, LMDConfig(steps=2), segmenter=sam)
-    result = c.render(CAT_DOG)
-    assert sam.calls == 1  # all boxes in one call
-    assert all(m.any() for m in result.masks)
-
-
-def test_tiny_sam_path(tiny_pipe, tiny_sam):
-    c = Controller(tiny_pipe, LMDConfig(steps=3), segmenter=tiny_sam)
-    result = c.render(CAT_DOG)
-    assert len(result.masks) == 2 and all(m.any() for m in result.masks)
-
-
 def test_lmd_plus_on_the_tiny_gligen_unet(tiny_gligen_pipe, tiny_sam):
     from diffusers.models.attention import GatedSelfAttentionDense
 
@@ -191,13 +165,64 @@ def test_lmd_plus_on_the_tiny_gligen_unet(tiny_gligen_pipe, tiny_sam):
 
 
 def test_no_guided_steps_and_a_refiner(tiny_pipe):
-    seen = []
+    seen, refined = [], []
 
     def refine(image, prompt=""):
-        seen.append(prompt)
-        return image.transpose(0)  # a visible change: mirrored
+        seen.append((image.tobytes(), prompt))
+        refined.append(image.transpose(0))  # a visible change: mirrored
+        return refined[-1]
 
     c = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0), refine=refine)
     result = c.render(CAT_DOG)
     assert result.unet_backwards == 0 and result.counts.guidance_forwards == 0
-    assert seen == ["a grassy park with a gray cat, a dog"]
+    assert [p for _, p in seen] == ["a grassy park with a dog, a gray cat"]  # names sorted
+    assert result.image is refined[0]  # the refiner's output is what is returned
+    unrefined = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0)).render(CAT_DOG)
+    assert seen[0][0] == unrefined.image.tobytes()  # it refined the decoded picture
+    assert result.image.tobytes() != unrefined.image.tobytes()
+
+
+def _changed(config: LMDConfig, names) -> LMDConfig:
+    """`config` with each field in `names` set to some other valid value."""
+    from lmd.controller.config import PAPER, _choices
+
+    changes = {}
+    for name in names:
+        value = getattr(config, name)
+        if name in PAPER:
+            changes[name] = next(c for c in _choices()[name] if c != value)
+        elif isinstance(value, bool):
+            changes[name] = not value
+        elif isinstance(value, tuple):
+            changes[name] = (1,) * len(value)
+        elif isinstance(value, float) and value <= 1:
+            changes[name] = value / 2  # ratios stay in range
+        else:
+            changes[name] = value + 1
+    return config.replace(**changes)
+
+
+@pytest.mark.parametrize("method", ["lmd", "lmd+"])
+def test_settings_the_per_box_phase_ignores_leave_its_results_unchanged(
+    method, tiny_pipe, tiny_gligen_pipe
+):
+    """The cache keys per-box results on `per_box_view`; here is why that is safe."""
+    from lmd.controller.config import GUIDANCE_ONLY, OVERALL_ONLY
+
+    pipe = tiny_gligen_pipe if method == "lmd+" else tiny_pipe
+    base = LMDConfig(steps=2, loss_threshold=0.0)
+    ignored = OVERALL_ONLY + (GUIDANCE_ONLY if method == "lmd+" else ())
+    changed = _changed(base, ignored)
+    assert changed.per_box_view(method) == base.per_box_view(method)
+    caches = [BoxCache(), BoxCache()]
+    for config, cache in zip((base, changed), caches, strict=True):
+        controller = Controller(pipe, config, model_id="tiny")
+        controller.render(CAT_DOG, method=method, cache=cache, object_seeds=[3, 4])
+    keys = list(caches[0]._items)
+    (a, b) = ([cache.get(k) for k in keys] for cache in caches)
+    assert len(a) == 2 and all(r is not None for r in b)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.frames, y.frames) and torch.equal(x.mask, y.mask)
+        assert all(torch.equal(x.attention[k], y.attention[k]) for k in x.attention)
+    # A setting it does read is part of the key.
+    assert base.replace(gaussian_sigma=1.0).per_box_view(method) != base.per_box_view(method)

@@ -19,15 +19,36 @@ from tests.scripted_planner import (
 )
 
 
-def chat(tmp_path, *replies, **options) -> Conversation:
+def chat(tmp_path, *replies, render=None, **options) -> Conversation:
     options.setdefault("seed", 1234)
     return Conversation(
         ScriptedPlanner(*replies),
-        SketchRenderer(),
+        render or SketchRenderer(),
         session_path=tmp_path / "session.json",
         out_dir=tmp_path / "out",
         **options,
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_renderer():
+    """The product's `lmd.api.Renderer` on random:tiny, small and short (models loaded once)."""
+    from lmd.api import Renderer, RenderSettings
+
+    settings = RenderSettings(
+        model="random:tiny", steps=2, sam=False, device="cpu", height=64, width=64
+    )
+    return Renderer(settings)
+
+
+@pytest.fixture(params=["sketch", "lmd"])
+def renderer(request):
+    """Each reuse test runs against the sketch renderer and against the real tiny Renderer."""
+    if request.param == "sketch":
+        return SketchRenderer()
+    tiny = request.getfixturevalue("tiny_renderer")
+    tiny.cache.clear()
+    return tiny
 
 
 def test_first_turn_plans_renders_and_saves(tmp_path):
@@ -49,8 +70,8 @@ def test_first_turn_plans_renders_and_saves(tmp_path):
     assert c.current == turn and c.turns == [turn]
 
 
-def test_an_edit_sends_the_history_and_keeps_unchanged_objects(tmp_path):
-    c = chat(tmp_path, CAT_DOG, DOG_LEFT)
+def test_an_edit_sends_the_history_and_keeps_unchanged_objects(tmp_path, renderer):
+    c = chat(tmp_path, CAT_DOG, DOG_LEFT, render=renderer)
     first = c.send("a cat and a dog")
     turn = c.send("move the dog left")
     messages = c.planner.calls[1]
@@ -67,8 +88,8 @@ def test_an_edit_sends_the_history_and_keeps_unchanged_objects(tmp_path):
     assert turn.image_path.endswith("turn-002.png")
 
 
-def test_a_rename_keeps_identity_and_seed_but_is_drawn_afresh(tmp_path):
-    c = chat(tmp_path, CAT_DOG, BLACK_CAT)
+def test_a_rename_keeps_identity_and_seed_but_is_drawn_afresh(tmp_path, renderer):
+    c = chat(tmp_path, CAT_DOG, BLACK_CAT, render=renderer)
     first = c.send("a cat and a dog")
     turn = c.send("make the cat black")
     assert turn.object_ids == first.object_ids
@@ -77,10 +98,11 @@ def test_a_rename_keeps_identity_and_seed_but_is_drawn_afresh(tmp_path):
     assert (turn.generated, turn.reused) == (1, 1)
 
 
-def test_add_remove_and_ids_are_never_reused(tmp_path):
-    c = chat(tmp_path, CAT_DOG, WITH_HAT, ONLY_CAT, CAT_DOG)
+def test_add_remove_and_ids_are_never_reused(tmp_path, renderer):
+    c = chat(tmp_path, CAT_DOG, WITH_HAT, ONLY_CAT, CAT_DOG, render=renderer)
     c.send("a cat and a dog")
     hat = c.send("add a hat")
+    assert (hat.generated, hat.reused) == (1, 2)  # only the hat is new
     assert hat.object_ids == ["obj1", "obj2", "obj3"]
     assert hat.object_seeds[2] == derive_seed(1234, "obj3")
     assert hat.summary == 'added "a hat"'
@@ -89,20 +111,23 @@ def test_add_remove_and_ids_are_never_reused(tmp_path):
     assert only.summary == 'removed "a dog"; removed "a hat"'
     back = c.send("bring a dog back")
     assert back.object_ids == ["obj1", "obj4"]
+    assert (back.generated, back.reused) == (1, 1)  # a new dog, with a new seed
 
 
-def test_background_change_keeps_the_background_seed(tmp_path):
-    c = chat(tmp_path, CAT_DOG, BEACH)
+def test_background_change_keeps_the_background_seed(tmp_path, renderer):
+    c = chat(tmp_path, CAT_DOG, BEACH, render=renderer)
     first = c.send("a cat and a dog")
     turn = c.send("at the beach")
     assert turn.background_seed == first.background_seed
     assert turn.summary == 'background: "a park" -> "a beach"'
+    assert (turn.generated, turn.reused) == (2, 0)  # each object is drawn over the new scene
 
 
-def test_new_seed_and_reroll_change_only_the_background_seed(tmp_path):
-    c = chat(tmp_path, CAT_DOG, DOG_LEFT, CAT_DOG)
+def test_new_seed_and_reroll_change_only_the_background_seed(tmp_path, renderer):
+    c = chat(tmp_path, CAT_DOG, DOG_LEFT, CAT_DOG, render=renderer)
     first = c.send("a cat and a dog")
     again = c.reroll()
+    assert (again.generated, again.reused) == (2, 0)  # new background noise: all redrawn
     assert again.request == "/new" and again.reply is None
     assert again.layout == first.layout
     assert again.object_seeds == first.object_seeds
@@ -233,3 +258,22 @@ def test_render_request_needs_one_seed_per_box():
 def test_empty_request_is_refused(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         chat(tmp_path).send("   ")
+
+
+def test_the_conversations_seeds_reach_the_controller(tmp_path, tiny_renderer):
+    tiny_renderer.cache.clear()
+    c = chat(tmp_path, CAT_DOG, DOG_LEFT, render=tiny_renderer)
+    c.send("a cat and a dog")
+    turn = c.send("move the dog left")
+    direct = tiny_renderer.controller.render(
+        turn.layout, seed=turn.background_seed, object_seeds=turn.object_seeds,
+        height=64, width=64,
+    )  # fmt: skip
+    assert direct.object_seeds == turn.object_seeds
+    assert direct.image.tobytes() == turn.image.tobytes()
+    # Seeds the controller would pick for itself give another picture.
+    own = tiny_renderer.controller.render(
+        turn.layout, seed=turn.background_seed, height=64, width=64
+    )
+    assert own.object_seeds != turn.object_seeds
+    assert own.image.tobytes() != turn.image.tobytes()

@@ -1,4 +1,5 @@
-"""Energy guidance on the tiny UNet: it lowers the energy, respects the threshold per box."""
+"""The real guidance loop (`Run.guide`) on the tiny UNet: it lowers the energy, follows the
+iteration schedule, and stops per box by the configured rule."""
 
 import torch
 
@@ -25,23 +26,26 @@ def setup(pipe, **config):
     return run, energy, scheduler, z
 
 
-def test_a_guidance_step_lowers_the_energy(tiny_pipe):
-    run, energy, scheduler, z = setup(tiny_pipe)
-    rows = torch.arange(2)
-    with installed(tiny_pipe.unet, run.store):
-        z0 = z.clone().requires_grad_(True)
-        e0 = energy(z0, rows)
-        (grad,) = torch.autograd.grad(e0.sum(), z0)
-        with torch.no_grad():
-            e1 = energy(z - 20.0 * grad, rows)
-    assert (e1 < e0.detach()).all(), (e0, e1)
+def energies(run, energy, z):
+    with torch.no_grad():
+        return energy(z, torch.arange(len(z)))
+
+
+def test_the_guidance_loop_lowers_every_boxs_energy(tiny_pipe):
+    run, energy, scheduler, z = setup(tiny_pipe, loss_threshold=0.0)
+    with installed(tiny_pipe.unet, run.store), torch.no_grad():
+        before = energies(run, energy, z)
+        out = run.guide(z, 0, scheduler.timesteps[0], scheduler, energy)
+        after = energies(run, energy, out)
+    assert (after < before).all(), (before, after)
+    assert run.counts.backwards == run.config.iterations(0) == 4
 
 
 def test_guide_recomputes_and_stops_per_box_at_the_threshold(tiny_pipe):
     run, energy, scheduler, z = setup(tiny_pipe, loss_threshold=0.0)
     t = scheduler.timesteps[0]
     with installed(tiny_pipe.unet, run.store), torch.no_grad():
-        e = energy(z, torch.arange(2))
+        e = energies(run, energy, z)
         out = run.guide(z, 0, t, scheduler, energy)
     # Threshold 0: every box is updated on every allowed iteration (4 at step 0).
     assert run.counts.backwards == 4 and run.counts.box_by_box_backwards == 8
@@ -58,9 +62,49 @@ def test_guide_recomputes_and_stops_per_box_at_the_threshold(tiny_pipe):
     assert run.counts.guidance_forwards == run.counts.forwards  # all stopped early
 
 
+def test_the_papers_carried_stop_rule_updates_below_the_threshold_then_never_again(tiny_pipe):
+    """`stop_rule` "carried" (the paper's): the update after an evaluation at or below the
+    threshold still happens, and the phase is never guided again, even where the energy is
+    back above the threshold; "recompute" does neither."""
+    run, energy, scheduler, z = setup(tiny_pipe)
+    with installed(tiny_pipe.unet, run.store), torch.no_grad():
+        first = energies(run, energy, z)
+    threshold = float(first.max()) + 1e-4  # both boxes start just below it
+    t0, t1 = scheduler.timesteps[:2]
+    # Later latents whose energy is above the threshold again (mostly outside the boxes).
+    far = z + 4 * torch.randn(z.shape, generator=torch.Generator().manual_seed(9))
+    for rule in ("carried", "recompute"):
+        run, energy, scheduler, _ = setup(tiny_pipe, loss_threshold=threshold, stop_rule=rule)
+        carried = torch.full((2,), float("inf"))
+        with installed(tiny_pipe.unet, run.store), torch.no_grad():
+            out = run.guide(z, 0, t0, scheduler, energy, carried)
+            assert (not torch.equal(out, z)) == (rule == "carried")  # one update below it
+            forwards, backwards = run.counts.forwards, run.counts.backwards
+            energy.t = t1
+            late = run.guide(far, 1, t1, scheduler, energy, carried)
+        if rule == "carried":
+            assert run.counts.forwards == forwards and torch.equal(late, far)  # never again
+            assert (carried <= threshold).all()
+        else:
+            assert run.counts.backwards > backwards  # the energy there was above: guided
+
+
 def test_no_update_above_the_guided_steps(tiny_pipe):
     run, energy, scheduler, z = setup(tiny_pipe, loss_threshold=0.0)
     late = run.config.guidance_until
     with installed(tiny_pipe.unet, run.store), torch.no_grad():
         out = run.guide(z, late, scheduler.timesteps[late], scheduler, energy)
     assert torch.equal(out, z) and run.counts.forwards == 0
+
+
+def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(tiny_pipe):
+    """The CFG batch is [uncond, cond]: guided = uncond + s * (cond - uncond)."""
+    run, _, scheduler, z = setup(tiny_pipe, cfg_scale=3.0)
+    uncond, cond = run.encode(["dark"]), run.encode(["a park with a gray cat"])
+    t = scheduler.timesteps[0]
+    guided = run.cfg_eps(z[:1], t, torch.cat([uncond, cond]), scheduler)
+    with torch.no_grad():
+        e_u = tiny_pipe.unet(z[:1], t, encoder_hidden_states=uncond)[0]
+        e_c = tiny_pipe.unet(z[:1], t, encoder_hidden_states=cond)[0]
+    assert torch.allclose(guided, e_u + 3.0 * (e_c - e_u), atol=1e-5)
+    assert not torch.allclose(guided, e_c + 3.0 * (e_u - e_c), atol=1e-3)

@@ -36,7 +36,7 @@ def test_every_name_the_layout_model_accepts_has_tokens_in_the_prompts(names, ba
     prompt = overall_prompt(background, phrases)
     fits = len(TOKENIZER(prompt)["input_ids"]) <= TOKENIZER.model_max_length
     for tokens in overall_tokens(TOKENIZER, background, phrases):  # never "cannot find"
-        assert tokens.noun or not fits  # past the 77th token a name cannot be guided
+        assert tokens.guided or not fits  # past the 77th token a name cannot be guided
     for name in accepted:
         box_tokens(TOKENIZER, background, name)
 

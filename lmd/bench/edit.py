@@ -37,6 +37,8 @@ class EditTiming:
     edit_reused: int
     moved_name: str
     size: tuple[int, int]
+    first_unet_calls: int = 0
+    edit_unet_calls: int = 0
 
     @property
     def ratio(self) -> float:
@@ -69,4 +71,6 @@ def bench_edit(renderer, *, seed: int = 0, progress=None) -> EditTiming:
         edit_reused=edit.reused,
         moved_name=FIRST.boxes[2].name,
         size=first.image.size,
+        first_unet_calls=first.unet_forwards,
+        edit_unet_calls=edit.unet_forwards,
     )

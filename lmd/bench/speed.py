@@ -102,13 +102,16 @@ def bench_speed(
     worst_case: bool = False,
     seed: int = 0,
     progress=None,
+    paper: bool = False,
 ) -> SpeedReport:
     """Draw the same `boxes`-object layout with `sd` and `lmd`; time and count both."""
     from lmd.controller import Controller, LMDConfig
     from lmd.models import load_pipeline
 
     pipe = load_pipeline(model, method="lmd", device=device, dtype=dtype)
-    config = LMDConfig() if steps is None else LMDConfig(steps=steps)
+    config = LMDConfig.paper() if paper else LMDConfig()
+    if steps is not None:
+        config = config.replace(steps=steps)
     if worst_case:
         config = config.replace(loss_threshold=0.0)
     controller = Controller(pipe, config, model_id=model)

@@ -10,6 +10,7 @@ from lmd.cli.options import (
     Method,
     Model,
     NoSam,
+    Paper,
     Steps,
     Width,
     render_settings,
@@ -27,13 +28,14 @@ def edit_command(
     dtype: Dtype = None,
     height: Height = None,
     width: Width = None,
+    paper: Paper = False,
 ) -> None:
     """Render a 3-object picture, then move one object; print both times and their ratio."""
     from lmd.bench.edit import bench_edit
 
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=None, device=device,
-        dtype=dtype, height=height, width=width, refine=False,
+        dtype=dtype, height=height, width=width, refine=False, paper=paper,
     )  # fmt: skip
     if settings.method == "sd":
         raise ValueError("--method sd draws no objects on their own, so it has nothing to reuse")

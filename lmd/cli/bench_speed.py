@@ -7,7 +7,7 @@ import sys
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Device, Dtype, Height, Steps, Width
+from lmd.cli.options import Device, Dtype, Height, Paper, Steps, Width
 from lmd.cli.progress import Bars
 
 CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
@@ -27,6 +27,7 @@ def speed_command(
     worst_case: bool = typer.Option(
         False, "--worst-case", help="Guidance threshold 0: every guidance iteration runs."
     ),
+    paper: Paper = False,
 ) -> None:
     """Render one layout with sd and with lmd; the last line is `ratio lmd/sd: X.XX`."""
     from lmd.bench.speed import bench_speed
@@ -44,7 +45,7 @@ def speed_command(
     try:
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=dtype, height=height,
-            width=width, worst_case=worst_case, progress=bars,
+            width=width, worst_case=worst_case, progress=bars, paper=paper,
         )  # fmt: skip
     finally:
         bars.close()

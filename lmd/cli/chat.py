@@ -23,6 +23,7 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
     Refiner,
     SamBackend,
@@ -73,6 +74,7 @@ def chat_command(
     width: Width = None,
     refine: Refine = False,
     refiner: Refiner = None,
+    paper: Paper = False,
 ) -> None:
     """Chat to make and edit a picture: one request per line; /help lists the commands.
 
@@ -96,7 +98,7 @@ def chat_command(
     chosen = {k: given[k] if given[k] is not None else kept.get(k) for k in KEPT}
     settings = render_settings(
         **chosen, no_sam=no_sam, sam=sam, sam_backend=sam_backend, device=device, dtype=dtype,
-        refine=refine, refiner=refiner,
+        refine=refine, refiner=refiner, paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     meta = {k: getattr(settings, k) for k in KEPT}

@@ -24,6 +24,7 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
     Refiner,
     SamBackend,
@@ -59,6 +60,7 @@ def generate_command(
     width: Width = None,
     refine: Refine = False,
     refiner: Refiner = None,
+    paper: Paper = False,
 ) -> None:
     """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png.
 
@@ -69,6 +71,7 @@ def generate_command(
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
         device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
 

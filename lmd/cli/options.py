@@ -152,6 +152,14 @@ Refiner = Annotated[
         rich_help_panel=RENDER_PANEL,
     ),
 ]
+Paper = Annotated[
+    bool,
+    typer.Option(
+        "--paper",
+        help="Compute what the paper's code computes (LMDConfig.paper()), its flaws included.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
 
 
 def make_planner(
@@ -189,6 +197,7 @@ def render_settings(
     width: int | None,
     refine: bool,
     refiner: str | None = None,
+    paper: bool = False,
 ):
     """`RenderSettings` from the shared flags, checked before any LLM call or model load."""
     from lmd.api import RenderSettings
@@ -206,4 +215,5 @@ def render_settings(
         width=width,
         refine=refine,
         refiner_model=refiner,
+        paper=paper,
     ).check()

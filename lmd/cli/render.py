@@ -15,6 +15,7 @@ from lmd.cli.options import (
     Method,
     Model,
     NoSam,
+    Paper,
     Refine,
     Refiner,
     SamBackend,
@@ -45,6 +46,7 @@ def render_command(
     width: Width = None,
     refine: Refine = False,
     refiner: Refiner = None,
+    paper: Paper = False,
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
@@ -65,6 +67,7 @@ def render_command(
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
         device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
     check_out_dir(output)
     # 2. Load, draw, save.

@@ -1,11 +1,16 @@
 """Stage 2: the layout-grounded Stable Diffusion controller (LMD and LMD+).
 
 `Controller(pipe).render(layout)` draws a layout; `LMDConfig` holds every hyperparameter with
-the published defaults; `BoxCache` keeps per-box results between renders for editing.
+the published defaults (`LMDConfig.paper()`: the paper's code exactly); `BoxCache` keeps per-box
+results between renders for editing; `render(..., trace=TraceRecorder())` reports intermediates.
 """
 
 from lmd.controller.cache import BoxCache, BoxKey, BoxResult
 from lmd.controller.config import METHODS, LMDConfig
 from lmd.controller.controller import Controller, RenderResult
+from lmd.controller.trace import Trace, TraceRecorder
 
-__all__ = ["METHODS", "BoxCache", "BoxKey", "BoxResult", "Controller", "LMDConfig", "RenderResult"]
+__all__ = [
+    "METHODS", "BoxCache", "BoxKey", "BoxResult", "Controller", "LMDConfig", "RenderResult",
+    "Trace", "TraceRecorder",
+]  # fmt: skip

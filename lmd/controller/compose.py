@@ -1,7 +1,8 @@
 """Shift per-box results to their boxes and compose their latents (Lian et al. 2024, Sec. 3.2).
 
 Composition paints larger masks first and smaller ones on top. Frame 0 is the background
-noise with each object's initial noise pasted over the bounding box of its mask; every
+noise with each object's initial noise pasted over the bounding box of its mask (only where
+the shifted latents are real, unless `valid` is None, the paper's code: zeros too); every
 later frame holds each object's latents inside its mask (zeros elsewhere, never read: the
 overall generation only copies frames inside the union of the masks).
 """
@@ -58,12 +59,13 @@ def compose(
     background: torch.Tensor,
     frames: list[torch.Tensor],
     masks: list[torch.Tensor],
-    valid: list[torch.Tensor],
+    valid: list[torch.Tensor] | None,
 ) -> Composed:
     """Compose per-object latent frames [S+1, C, h, w] inside their masks [h, w].
 
     `valid[i]` marks the cells where object i's shifted frames hold real latents (not the
-    zeros a shift leaves), so frame 0 never pastes zeros.
+    zeros a shift leaves), so frame 0 never pastes zeros. `valid=None` pastes the whole
+    grown bounding box, zeros included, as the paper's code does.
     """
     steps = frames[0].shape[0] if frames else 1
     out = torch.zeros((steps, *background.shape), dtype=background.dtype)
@@ -71,7 +73,9 @@ def compose(
     union = torch.zeros(background.shape[-2:], dtype=torch.bool)
     order = sorted(range(len(masks)), key=lambda i: -int(masks[i].sum()))
     for i in order:
-        paste = bounding_box_mask(masks[i]) & valid[i]
+        paste = bounding_box_mask(masks[i])
+        if valid is not None:
+            paste = paste & valid[i]
         out[0] = torch.where(paste, frames[i][0], out[0])
     for i in order:
         out = torch.where(masks[i], frames[i], out)

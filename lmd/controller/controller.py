@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -26,11 +27,18 @@ from lmd.controller.cache import BoxCache, BoxKey, BoxResult
 from lmd.controller.compose import compose, shift, shift_flat
 from lmd.controller.config import METHODS, LMDConfig
 from lmd.controller.engine import Callback, Counts, Run, is_gligen
-from lmd.controller.masks import centre_of_mass, shift_unit
+from lmd.controller.masks import centring_offset, shift_unit
 from lmd.controller.noise import centred, gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
 from lmd.controller.per_box import BoxJob, generate_boxes
-from lmd.controller.prompts import box_tokens, overall_phrases, overall_prompt, overall_tokens
+from lmd.controller.prompts import (
+    TokenRule,
+    box_tokens,
+    overall_phrases,
+    overall_prompt,
+    overall_tokens,
+)
+from lmd.controller.trace import Trace
 
 
 @dataclass
@@ -112,8 +120,12 @@ class Controller:
         width: int | None = None,
         cache: BoxCache | None = None,
         callback: Callback | None = None,
+        trace: Trace | None = None,
     ) -> RenderResult:
-        """Draw `layout`; `callback(phase, step, total)` is called after every denoising step."""
+        """Draw `layout`; `callback(phase, step, total)` is called after every denoising step.
+
+        `trace(name, tensor, step)` receives the named intermediates (see `lmd.controller.trace`).
+        """
         start = time.perf_counter()
         # 1. Check inputs and scale the layout to the image.
         nh, nw = self.native_size
@@ -123,15 +135,15 @@ class Controller:
         cfg = self.config
         latent_hw = (height // self.vae_scale, width // self.vae_scale)
         store = AttentionStore(self.layers)
-        run = Run(self.pipe, cfg, method, store, (height, width), latent_hw, callback)
-        seeds = _seeds(seed, scaled, object_seeds)
+        run = Run(self.pipe, cfg, method, store, (height, width), latent_hw, callback, trace=trace)
+        seeds = _seeds(seed, scaled, object_seeds, cfg)
         channels = self.pipe.unet.config.in_channels
         background_noise = gaussian(seed, (channels, *latent_hw))
         overall_negative = _join(scaled.negative, cfg.quality_negative)
         sigma = run.scheduler().init_noise_sigma
 
         # 2. Plain SD (also LMD's answer to a layout without boxes).
-        phrases, groups = overall_phrases(scaled.names)
+        phrases, groups = overall_phrases(scaled.names, sort=cfg.prompt_order == "sorted")
         prompt = overall_prompt(scaled.background, phrases)
         if method == "sd" or not scaled.boxes:
             latents = generate_overall(
@@ -147,10 +159,15 @@ class Controller:
             )
             # 4. Shift each object into its box and compose the latents.
             placed, masks, frames, valid = self._place(run, scaled, results)
-            composed = compose(background_noise * sigma, frames, masks, valid)
+            paste = valid if cfg.frame0_paste == "valid" else None
+            composed = compose(background_noise * sigma, frames, masks, paste)
+            run.emit("composed", composed.frames)
             # 5. Overall generation under frozen steps and guidance.
-            tokens = overall_tokens(self.pipe.tokenizer, scaled.background, phrases)
-            objects = [OverallObject(t, g) for t, g in zip(tokens, groups, strict=True)]
+            rule = TokenRule.of(cfg)
+            tokens = overall_tokens(self.pipe.tokenizer, scaled.background, phrases, rule)
+            objects = [
+                OverallObject(t, g, p) for t, g, p in zip(tokens, groups, phrases, strict=True)
+            ]
             _warn_truncated(objects, phrases)
             latents = generate_overall(
                 run, composed.frames[0][None], prompt, overall_negative,
@@ -165,23 +182,24 @@ class Controller:
         """What each box is drawn as: where on the latent grid, its tokens and cache key."""
         cfg, tok = self.config, self.pipe.tokenizer
         jobs: list[BoxJob] = []
-        for box, obj_seed in zip(layout.boxes, seeds, strict=True):
+        rule = TokenRule.of(cfg)
+        for index, (box, obj_seed) in enumerate(zip(layout.boxes, seeds, strict=True)):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
             if run.method == "lmd+":
                 drawn_at = cells
             else:
                 drawn_at = centred(cells, run.latent_hw, cfg.center_bottom)
-            tokens = box_tokens(tok, layout.background, box.name)
-            if not tokens.noun:
+            tokens = box_tokens(tok, layout.background, box.name, rule)
+            if not tokens.guided or tokens.word is None:
                 raise ValueError(
                     f"the prompt for {box.name!r} is longer than the text encoder's "
                     f"{tok.model_max_length} tokens; shorten the background prompt"
                 )
             key = BoxKey(
                 self.model_id, box.name, (cells.w, cells.h), obj_seed, seed, layout.background,
-                layout.negative, run.method, run.latent_hw, cfg,
+                layout.negative, run.method, run.latent_hw, cfg.per_box_view(run.method),
             )  # fmt: skip
-            jobs.append(BoxJob(box.name, obj_seed, drawn_at, tokens, key))
+            jobs.append(BoxJob(box.name, obj_seed, drawn_at, tokens, key, index))
         return jobs
 
     def _boxes(self, run: Run, layout: Layout, seeds, seed, cache, background_noise):
@@ -210,14 +228,14 @@ class Controller:
         ux = shift_unit(lw, cw, self.config.shift_grid)
         uy = shift_unit(lh, ch, self.config.shift_grid)
         placed, masks, frames, valid = [], [], [], []
-        for box, res in zip(layout.boxes, results, strict=True):
+        for i, (box, res) in enumerate(zip(layout.boxes, results, strict=True)):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
             if run.method == "lmd+":
                 off_x, off_y = cells.x - res.cells.x, cells.y - res.cells.y
             else:
-                mx, my = centre_of_mass(res.mask)
                 cx, cy = box.center
-                off_x, off_y = cx * lw / iw - (mx + 0.5), cy * lh / ih - (my + 0.5)
+                target = (cx * lw / iw, cy * lh / ih)
+                off_x, off_y = centring_offset(res.mask, target, self.config.centre_half_cell)
             dx, dy = round(off_x / ux) * ux, round(off_y / uy) * uy
             attention = {}
             for layer, maps in res.attention.items():
@@ -227,6 +245,11 @@ class Controller:
                 adx, ady = round(dx * rw / lw), round(dy * rh / lh)
                 attention[layer] = shift_flat(maps, adx, ady, (rh, rw))
             masks.append(shift(res.mask, dx, dy))
+            if run.trace is not None:
+                run.emit(f"box{i}.mask", res.mask)
+                run.emit(f"box{i}.offset", torch.tensor([off_x, off_y], dtype=torch.float32))
+                run.emit(f"box{i}.shift", torch.tensor([dx, dy]))
+                run.emit(f"box{i}.placed_mask", masks[-1])
             frames.append(shift(res.frames, dx, dy))
             valid.append(shift(torch.ones(lh, lw, dtype=torch.bool), dx, dy))
             xyxy = (box.x / iw, box.y / ih, (box.x + box.w) / iw, (box.y + box.h) / ih)
@@ -235,7 +258,10 @@ class Controller:
 
     def _finish(self, run: Run, latents: torch.Tensor, prompt: str) -> Image.Image:
         """Decode, then refine (a refiner that takes `prompt` gets the overall prompt)."""
+        run.emit("final_latents", latents)
         image = run.decode(latents)[0]
+        if run.trace is not None:
+            run.emit("image", torch.from_numpy(np.asarray(image).copy()))
         if self.refine is None:
             return image
         if "prompt" in inspect.signature(self.refine).parameters:
@@ -258,8 +284,11 @@ class Controller:
         )
 
 
-def _seeds(seed: int, layout: Layout, explicit) -> list[int]:
-    return object_seeds(seed, layout.names, list(explicit) if explicit is not None else None)
+def _seeds(seed: int, layout: Layout, explicit, cfg: LMDConfig) -> list[int]:
+    return object_seeds(
+        seed, layout.names, list(explicit) if explicit is not None else None,
+        by_index=cfg.object_seed_rule == "index", start=cfg.fg_seed_start,
+    )  # fmt: skip
 
 
 def _join(*parts: str) -> str:
@@ -267,7 +296,7 @@ def _join(*parts: str) -> str:
 
 
 def _warn_truncated(objects: list[OverallObject], phrases: list[str]) -> None:
-    lost = [p for o, p in zip(objects, phrases, strict=True) if not o.tokens.noun]
+    lost = [p for o, p in zip(objects, phrases, strict=True) if not o.tokens.guided]
     if lost:
         warnings.warn(
             f"the overall prompt is longer than the text encoder reads; no overall guidance for "

@@ -17,6 +17,7 @@ from PIL import Image
 from lmd.controller.attention import AttentionStore, StopForward
 from lmd.controller.config import LMDConfig
 from lmd.controller.energy import guidance_update, noise_level
+from lmd.controller.trace import Trace
 
 Callback = Callable[[str, int, int], None]
 
@@ -42,6 +43,12 @@ class Run:
     latent_hw: tuple[int, int]
     callback: Callback | None = None
     counts: Counts = field(default_factory=Counts)
+    trace: Trace | None = None
+
+    def emit(self, name: str, value: torch.Tensor, step: int | None = None) -> None:
+        """Report a named intermediate to the trace, if there is one (see `trace.py`)."""
+        if self.trace is not None:
+            self.trace(name, value.detach(), step)
 
     @property
     def unet(self):
@@ -115,34 +122,52 @@ class Run:
         t,
         scheduler,
         energy: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        carried: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Energy guidance at one step for every row of `latents` (Lian et al. 2024, Eq. 3).
 
         `energy(z, rows)` runs a guidance forward on rows `rows` and returns their energies.
-        A row whose energy is at or below the threshold gets no more updates this step; the
-        energy is recomputed on every iteration, never carried over from an earlier step.
+        Stop rule "recompute": a row whose energy is at or below the threshold gets no update
+        and no more iterations this step. Stop rule "carried" (the paper's): a row iterates
+        while the energy of its previous evaluation, kept in `carried` [rows] across steps,
+        is above the threshold, and every evaluation is followed by an update.
         """
         cfg = self.config
         step = noise_level(scheduler, index, t)
-        active = torch.arange(latents.shape[0], device=latents.device)
+        rows = torch.arange(latents.shape[0], device=latents.device)
+        paper = cfg.stop_rule == "carried"
+        if paper:
+            if carried is None:
+                raise ValueError("stop rule 'carried' needs the energies `carried` over steps")
+            rows = rows[carried.to(rows.device) > cfg.loss_threshold]
         for _ in range(cfg.iterations(index)):
-            z = latents[active].detach().requires_grad_(True)
+            if not len(rows):
+                break
+            z = latents[rows].detach().requires_grad_(True)
             with torch.enable_grad():
-                e = energy(z, active)
+                e = energy(z, rows)
                 over = e.detach() > cfg.loss_threshold
-                if not bool(over.any()):
+                step_rows = torch.ones_like(over) if paper else over
+                if not bool(step_rows.any()):
                     break
-                (grad,) = torch.autograd.grad((cfg.loss_scale * e[over]).sum(), z)
+                (grad,) = torch.autograd.grad((cfg.loss_scale * e[step_rows]).sum(), z)
             self.counts.backwards += 1
-            self.counts.box_by_box_backwards += int(over.sum())
+            self.counts.box_by_box_backwards += int(step_rows.sum())
             latents = latents.clone()
-            latents[active[over]] = guidance_update(z.detach()[over], grad[over], step)
-            active = active[over]
+            latents[rows[step_rows]] = guidance_update(z.detach()[step_rows], grad[step_rows], step)
+            if paper:
+                carried[rows.to(carried.device)] = e.detach().to(carried.dtype)
+            rows = rows[over]
         return latents.detach()
 
     # GLIGEN.
-    def gligen(self, boxes: list[list[tuple]], phrases: list[list[str]], cfg: bool) -> dict:
-        """Grounding inputs for rows of (normalised xyxy boxes, phrases); [uncond, cond] if cfg."""
+    def gligen(
+        self, boxes: list[list[tuple]], phrases: list[list[str]], cfg: bool, null: bool = False
+    ) -> dict:
+        """Grounding inputs for rows of (normalised xyxy boxes, phrases); [uncond, cond] if cfg.
+
+        `null` gives the unconditional half alone: every slot masked, GLIGEN's null tokens.
+        """
         slots = self.config.gligen_max_objects
         dim = self.unet.config.cross_attention_dim
         rows = len(boxes)
@@ -156,7 +181,9 @@ class Run:
             box_t[r, :n] = torch.tensor(row_boxes[:n], dtype=self.dtype)
             emb_t[r, :n] = self.pooled(row_phrases[:n])
             mask_t[r, :n] = 1
-        if cfg:
+        if null:
+            mask_t = torch.zeros_like(mask_t)
+        elif cfg:
             box_t, emb_t = torch.cat([box_t, box_t]), torch.cat([emb_t, emb_t])
             mask_t = torch.cat([torch.zeros_like(mask_t), mask_t])
         return {"boxes": box_t, "positive_embeddings": emb_t, "masks": mask_t}

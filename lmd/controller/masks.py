@@ -54,17 +54,21 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 
 def coarse_masks(attn: torch.Tensor, sigma: float, threshold: float):
     """Smoothed attention [N, h, w] -> (coarse bool masks, argmax (row, col) per map)."""
-    smooth = gaussian_blur(attn.float(), sigma)
+    smooth = gaussian_blur(attn.double(), sigma)  # float64, as scipy's filter
     peak = smooth.flatten(1).argmax(1)
     rows, cols = peak // smooth.shape[-1], peak % smooth.shape[-1]
     return normalise(smooth) > threshold, list(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
-def resize_masks(masks: torch.Tensor, hw) -> torch.Tensor:
-    """Bool masks [..., H, W] to `hw` by area coverage >= 1/2."""
+def resize_masks(masks: torch.Tensor, hw, mode: str = "area") -> torch.Tensor:
+    """Bool masks [..., H, W] to `hw`: by area coverage >= 1/2 ("area"), or as the paper's code
+    does, bilinear interpolation where any value above zero is kept ("bilinear")."""
     lead = masks.shape[:-2]
     flat = masks.reshape(-1, 1, *masks.shape[-2:]).float()
-    out = F.interpolate(flat, size=tuple(hw), mode="area") >= 0.5
+    if mode == "bilinear":
+        out = F.interpolate(flat, size=tuple(hw), mode="bilinear") > 0
+    else:
+        out = F.interpolate(flat, size=tuple(hw), mode="area") >= 0.5
     return out.reshape(*lead, *hw)
 
 
@@ -95,23 +99,31 @@ def refine_with_sam(
     latent_hw,
     min_conf: float,
     min_iou: float,
+    resize: str = "area",
 ) -> torch.Tensor:
-    """SAM masks for all images in one call, selected against `coarse` [N, h, w]; -> latent."""
+    """SAM masks for all images in one call, selected against `coarse` [N, h, w]; -> latent.
+
+    `resize` "bilinear" is the paper's: masks go to the latent grid bilinearly and from there
+    to the coarse mask's size for the IoU; "area" takes each size from SAM's own masks.
+    """
     sam_masks, sam_scores = segmenter.segment(images, points=points, boxes=boxes)
     sam_masks, sam_scores = sam_masks.cpu().bool(), sam_scores.cpu().float()
     coarse = coarse.cpu()
     out = []
     for masks, scores, ref in zip(sam_masks, sam_scores, coarse, strict=True):
-        at_latent = resize_masks(masks, latent_hw)
-        ious = iou(resize_masks(masks, ref.shape), ref[None])
+        at_latent = resize_masks(masks, latent_hw, resize)
+        source = at_latent if resize == "bilinear" else masks
+        ious = iou(resize_masks(source, ref.shape, resize), ref[None])
         out.append(at_latent[select_mask(at_latent, scores, ious, min_conf, min_iou)])
     return torch.stack(out)
 
 
-def point_prompt(peak: tuple[int, int], attn_hw, image_hw) -> tuple[float, float]:
-    """The centre of an attention cell, in image pixels (x, y)."""
+def point_prompt(peak: tuple[int, int], attn_hw, image_hw, corner: bool = False):
+    """The centre (or, as the paper's code, the top-left corner) of an attention cell, in
+    image pixels (x, y)."""
     (row, col), (ah, aw), (ih, iw) = peak, attn_hw, image_hw
-    return ((col + 0.5) * iw / aw, (row + 0.5) * ih / ah)
+    half = 0.0 if corner else 0.5
+    return ((col + half) * iw / aw, (row + half) * ih / ah)
 
 
 def or_box(mask: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
@@ -129,6 +141,20 @@ def centre_of_mass(mask: torch.Tensor) -> tuple[float, float]:
     ys = torch.arange(mask.shape[0], dtype=torch.float32)
     xs = torch.arange(mask.shape[1], dtype=torch.float32)
     return (float((m.sum(0) * xs).sum() / total), float((m.sum(1) * ys).sum() / total))
+
+
+def centring_offset(
+    mask: torch.Tensor, target: tuple[float, float], half_cell: bool = True
+) -> tuple[float, float]:
+    """(x, y) in cells that moves `mask`'s centre onto `target` (in cells, continuous).
+
+    Cell i covers [i, i + 1), so a mask's centre is its mean index plus half a cell; the
+    paper's code leaves the half cell out (`half_cell=False`), so its masks land half a cell
+    down and right of where it aims before the shift is rounded to the grid.
+    """
+    mx, my = centre_of_mass(mask)
+    half = 0.5 if half_cell else 0.0
+    return target[0] - (mx + half), target[1] - (my + half)
 
 
 def shift_unit(latent_size: int, coarsest: int, grid: int) -> int:

@@ -35,19 +35,37 @@ def object_seed(seed: int, name: str, occurrence: int) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def object_seeds(seed: int, names: list[str], explicit: list[int | None] | None) -> list[int]:
-    """Each box's seed: the caller's where given, else derived from the name and occurrence."""
+def object_seeds(
+    seed: int,
+    names: list[str],
+    explicit: list[int | None] | None,
+    *,
+    by_index: bool = False,
+    start: int = 20,
+) -> list[int]:
+    """Each box's seed: the caller's where given, else derived from the name and occurrence.
+
+    `by_index` is the paper's rule: the k-th box in name order gets `start + k` (plus 12345
+    where that equals the background seed), so adding a box reseeds every box after it.
+    """
     if explicit is not None and len(explicit) != len(names):
         raise ValueError(
             f"`object_seeds` has {len(explicit)} entries but the layout has {len(names)} boxes"
         )
+    rank = {i: k for k, i in enumerate(sorted(range(len(names)), key=lambda i: names[i]))}
     seen: dict[str, int] = {}
     out = []
     for i, name in enumerate(names):
         k = seen.get(name, 0)
         seen[name] = k + 1
         given = explicit[i] if explicit is not None else None
-        out.append(int(given) if given is not None else object_seed(seed, name, k))
+        if given is not None:
+            out.append(int(given))
+        elif by_index:
+            derived = start + rank[i]
+            out.append(derived + 12345 if derived == seed else derived)
+        else:
+            out.append(object_seed(seed, name, k))
     return out
 
 

@@ -27,6 +27,7 @@ class OverallObject:
 
     tokens: Tokens
     boxes: list[int]  # indices into the placed boxes
+    phrase: str = ""  # as the overall prompt says it ("two cats")
 
 
 @dataclass
@@ -55,14 +56,13 @@ def generate_overall(
     plus = run.method == "lmd+" and bool(boxes)
     gl_cfg = gl_cond = None
     if plus:
-        grounded = sorted(range(len(boxes)), key=lambda i: -boxes[i].cells.w * boxes[i].cells.h)
-        grounded = grounded[: cfg.gligen_max_objects]
-        xyxy = [[boxes[i].xyxy for i in grounded]]
-        names = [[boxes[i].name for i in grounded]]
-        gl_cfg, gl_cond = run.gligen(xyxy, names, cfg=True), run.gligen(xyxy, names, cfg=False)
-    objects = [o for o in objects if o.tokens.noun]
+        xyxy, names = grounding(cfg, objects, boxes)
+        gl_cfg = run.gligen(xyxy, names, cfg=True)
+        gl_cond = run.gligen(xyxy, names, cfg=False, null=cfg.plus_guidance_grounding == "null")
+    objects = [o for o in objects if o.tokens.guided]
     guided = cfg.overall_guidance and bool(objects) and run.method != "sd"
     energy = _overall_energy(run, objects, boxes, cond, gl_cond, scheduler) if guided else None
+    carried = torch.full((1,), float("inf"))  # the paper's stop rule: loss of the last update
     latents = latents.to(run.device, run.dtype)
     frozen = targets = None
     if composed is not None:  # moved to the device once, not once per step
@@ -73,14 +73,32 @@ def generate_overall(
             fusers(plus and i < cfg.gligen_steps)
             if guided and cfg.iterations(i) > 0:
                 energy.step, energy.t = i, t
-                latents = run.guide(latents, i, t, scheduler, energy)
+                latents = run.guide(latents, i, t, scheduler, energy, carried)
             store.clear()
             eps = run.cfg_eps(latents, t, cfg_emb, scheduler, gligen=gl_cfg)
             latents = scheduler.step(eps, t, latents).prev_sample
+            run.emit("overall.latents", latents[0], i)
             if frozen is not None and i < cfg.frozen_steps:
                 latents = torch.where(frozen, targets[i + 1], latents)
             run.progress("overall", i + 1, cfg.steps)
     return latents
+
+
+def grounding(cfg, objects: list[OverallObject], boxes: list[PlacedBox]):
+    """GLIGEN's boxes and phrases for the overall image (one row), at most its slot count.
+
+    The paper's code grounds the first boxes in prompt order, each on its object's counted
+    phrase; lmd can keep the largest boxes (`gligen_keep`) and ground each on its own name.
+    """
+    phrase = {b: o.phrase for o in objects for b in o.boxes}
+    if cfg.gligen_keep == "first":
+        order = [b for o in objects for b in o.boxes] or list(range(len(boxes)))
+    else:
+        order = sorted(range(len(boxes)), key=lambda i: -boxes[i].cells.w * boxes[i].cells.h)
+    grounded = order[: cfg.gligen_max_objects]
+    counted = cfg.plus_overall_phrase == "counted"
+    names = [phrase.get(i, boxes[i].name) if counted else boxes[i].name for i in grounded]
+    return [[boxes[i].xyxy for i in grounded]], [names]
 
 
 class _overall_energy:  # noqa: N801 (a callable used like a function)
@@ -90,17 +108,25 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
         self.run, self.objects, self.boxes = run, objects, boxes
         self.cond, self.gligen, self.scheduler = cond, gligen, scheduler
         self.step, self.t = 0, None
-        # Captured columns: every object's head-noun tokens, in object order.
+        # Captured columns: every object's guided tokens (then its word token, if not one of
+        # them), in object order.
         cols, self.obj_cols, self.obj_weights, self.word_col = [], [], [], {}
-        width = max(len(o.tokens.noun) for o in objects)
+        width = max(len(o.tokens.guided) for o in objects)
         for o in objects:
             start = len(cols)
-            cols += list(o.tokens.noun)
+            cols += list(o.tokens.guided)
             idx = list(range(start, len(cols)))
             self.obj_cols.append(idx + [idx[-1]] * (width - len(idx)))
             self.obj_weights.append([1 / len(idx)] * len(idx) + [0.0] * (width - len(idx)))
+            if o.tokens.word is None:  # cut off by the encoder's length: no transfer
+                continue
+            if o.tokens.word in o.tokens.guided:
+                word = start + o.tokens.guided.index(o.tokens.word)
+            else:
+                cols.append(o.tokens.word)
+                word = len(cols) - 1
             for b in o.boxes:
-                self.word_col[b] = len(cols) - 1  # the noun's last token is the word token
+                self.word_col[b] = word
         self.columns = torch.tensor([cols])
         # Each box's own attention (transfer targets), on the device once for all steps.
         self.refs = [{k: v.to(run.device) for k, v in b.attention.items()} for b in boxes]
@@ -138,7 +164,9 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
             )  # fmt: skip
             transfer = transfer + self._transfer(layer, a, per_box)
         store.clear()
-        return total_energy(per_layer, transfer)
+        energies = total_energy(per_layer, transfer)
+        run.emit("overall.energy", energies[0], self.step)
+        return energies
 
     def _transfer(self, layer: str, a: torch.Tensor, per_box: list[torch.Tensor]):
         cfg = self.run.config
@@ -150,7 +178,7 @@ class _overall_energy:  # noqa: N801 (a callable used like a function)
             usable = [
                 (b, r)
                 for b, r in zip(o.boxes, refs, strict=True)
-                if r is not None and len(r) > self.step
+                if r is not None and len(r) > self.step and b in self.word_col
             ]
             if not usable:
                 continue

@@ -38,6 +38,7 @@ class BoxJob:
     cells: Cells
     tokens: Tokens
     key: BoxKey
+    index: int = 0  # the (first) layout box this job draws, for trace names
 
 
 @dataclass
@@ -49,11 +50,11 @@ class _Drawn:
 
 
 def token_columns(tokens: list[Tokens]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head-noun columns padded to one length [N, T], and averaging weights [N, T]."""
-    width = max(len(t.noun) for t in tokens)
-    cols = torch.tensor([list(t.noun) + [t.noun[-1]] * (width - len(t.noun)) for t in tokens])
+    """Guided-token columns padded to one length [N, T], and averaging weights [N, T]."""
+    width = max(len(t.guided) for t in tokens)
+    cols = torch.tensor([list(t.guided) + [t.guided[-1]] * (width - len(t.guided)) for t in tokens])
     weights = torch.tensor(
-        [[1 / len(t.noun)] * len(t.noun) + [0.0] * (width - len(t.noun)) for t in tokens]
+        [[1 / len(t.guided)] * len(t.guided) + [0.0] * (width - len(t.guided)) for t in tokens]
     )
     return cols, weights
 
@@ -103,6 +104,8 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         for j in jobs
     ]
     latents = (torch.stack(noise) * scheduler.init_noise_sigma).to(run.device, run.dtype)
+    names = [f"box{j.index}" for j in jobs]
+    _emit_rows(run, names, "initial_latents", latents)
     cond = run.encode([box_prompt(background, j.name) for j in jobs])
     uncond = run.encode([negative]).expand(n, -1, -1)
     cfg_emb = torch.cat([uncond, cond])
@@ -113,9 +116,11 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         boxes = [[_normalised(j.cells, run.latent_hw)] for j in jobs]
         phrases = [[j.name] for j in jobs]
         gl_cfg = run.gligen(boxes, phrases, cfg=True)
-        gl_cond = run.gligen(boxes, phrases, cfg=False)
+        null = cfg.plus_guidance_grounding == "null"
+        gl_cond = run.gligen(boxes, phrases, cfg=False, null=null)
     energy = BoxEnergy(run, [j.cells for j in jobs], [j.tokens for j in jobs], cond, gl_cond)
-    energy.scheduler = scheduler
+    energy.scheduler, energy.names = scheduler, names
+    carried = torch.full((n,), float("inf"))  # the paper's stop rule: loss of the last update
 
     # Everything the loop keeps stays on the device; it moves to the CPU once, after the loop.
     frames = [latents]
@@ -126,8 +131,8 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
         for i, t in enumerate(scheduler.timesteps):
             fusers(plus and i < cfg.gligen_steps)
             if guided and cfg.iterations(i) > 0:
-                energy.t = t
-                latents = run.guide(latents, i, t, scheduler, energy)
+                energy.t, energy.step = t, i
+                latents = run.guide(latents, i, t, scheduler, energy, carried)
             capture = set(layers.guidance) if i < cfg.guidance_until else set()
             if i >= cfg.mask_attn_from:
                 capture.add(layers.mask)
@@ -143,6 +148,7 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
             store.clear()
             latents = scheduler.step(eps, t, latents).prev_sample
             frames.append(latents)
+            _emit_rows(run, names, "latents", latents, i)
             run.progress("boxes", chunk * len(scheduler.timesteps) + i + 1, chunks * cfg.steps)
     images = run.decode(latents)
     frames_t = torch.stack(frames, dim=1).cpu()  # [N, S+1, C, h, w]
@@ -167,9 +173,11 @@ class BoxEnergy:
 
     def __init__(self, run: Run, cells: list[Cells], tokens: list[Tokens], cond, gligen=None):
         self.run, self.cells, self.cond, self.gligen = run, cells, cond, gligen
-        self.noun, self.weights = token_columns(tokens)
+        self.guided, self.weights = token_columns(tokens)
         self.scheduler = None
         self.t = None
+        self.step: int | None = None
+        self.names: list[str] | None = None  # trace name of each row
         self.stop_early = True
         self._masks: dict[int, torch.Tensor] = {}
 
@@ -186,7 +194,8 @@ class BoxEnergy:
     def __call__(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         run, cfg, store = self.run, self.run.config, self.run.store
         cpu_rows = rows.cpu()
-        store.set(store.layers.guidance, self.noun[cpu_rows], grad=True, stop_early=self.stop_early)
+        columns = self.guided[cpu_rows]
+        store.set(store.layers.guidance, columns, grad=True, stop_early=self.stop_early)
         gl = None if self.gligen is None else {k: v[rows] for k, v in self.gligen.items()}
         z_in = z if self.scheduler is None else self.scheduler.scale_model_input(z, self.t)
         run.unet_call(z_in, self.t, self.cond[rows], gligen=gl, rows=len(rows))
@@ -206,7 +215,17 @@ class BoxEnergy:
                 )
             )
         store.clear()
-        return total_energy(per_layer)
+        energies = total_energy(per_layer)
+        if run.trace is not None and self.names is not None:
+            for r, e in zip(cpu_rows.tolist(), energies, strict=True):
+                run.emit(f"{self.names[r]}.energy", e, self.step)
+        return energies
+
+
+def _emit_rows(run: Run, names: list[str], what: str, rows: torch.Tensor, step=None) -> None:
+    if run.trace is not None:
+        for name, row in zip(names, rows, strict=True):
+            run.emit(f"{name}.{what}", row, step)
 
 
 def _normalised(cells: Cells, latent_hw) -> tuple[float, float, float, float]:
@@ -220,7 +239,12 @@ def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list
     (lh, lw), (ih, iw) = run.latent_hw, run.image_hw
     attn = torch.stack([d.mask_attention for d in drawn])
     coarse, peaks = coarse_masks(attn, cfg.gaussian_sigma, cfg.coarse_threshold)
+    _emit_rows(run, [f"box{j.index}" for j in jobs], "coarse_mask", coarse)
     boxes = torch.stack([j.cells.mask(lh, lw) for j in jobs])
+    sam = {
+        "latent_hw": (lh, lw), "min_conf": cfg.sam_min_confidence,
+        "min_iou": cfg.sam_min_coarse_iou, "resize": cfg.mask_resize,
+    }  # fmt: skip
     if segmenter is None:
         masks = torch.nn.functional.interpolate(
             coarse[:, None].float(), size=(lh, lw), mode="nearest"
@@ -233,15 +257,13 @@ def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list
             )
             for j in jobs
         ]
-        masks = refine_with_sam(
-            segmenter, [d.image for d in drawn], boxes, points=None, boxes=xyxy,
-            latent_hw=(lh, lw), min_conf=cfg.sam_min_confidence, min_iou=cfg.sam_min_coarse_iou,
-        )  # fmt: skip
+        images = [d.image for d in drawn]
+        masks = refine_with_sam(segmenter, images, boxes, points=None, boxes=xyxy, **sam)
     else:
-        points = [point_prompt(p, coarse.shape[-2:], (ih, iw)) for p in peaks]
-        masks = refine_with_sam(
-            segmenter, [d.image for d in drawn], coarse, points=points, boxes=None,
-            latent_hw=(lh, lw), min_conf=cfg.sam_min_confidence, min_iou=cfg.sam_min_coarse_iou,
-        )  # fmt: skip
-    masks = resize_masks(masks, (lh, lw)) if masks.shape[-2:] != (lh, lw) else masks
+        corner = cfg.sam_point == "corner"
+        points = [point_prompt(p, coarse.shape[-2:], (ih, iw), corner=corner) for p in peaks]
+        images = [d.image for d in drawn]
+        masks = refine_with_sam(segmenter, images, coarse, points=points, boxes=None, **sam)
+    if masks.shape[-2:] != (lh, lw):
+        masks = resize_masks(masks, (lh, lw), cfg.mask_resize)
     return [or_box(m, b) for m, b in zip(masks, boxes, strict=True)]

@@ -4,7 +4,9 @@ Per box: `"{background} with {name}"`. Overall: `"{background} with {phrases}"`,
 names counted ("a panda" x2 -> "two pandas"). An object's tokens are found by tokenizing:
 the prompt is built from pieces, the token count of the text before a name gives where the
 name's tokens start, and the ids there are checked against the name tokenized alone (with a
-search over ids, never over token text, when a tokenizer merges across the boundary).
+search over ids, never over token text, when a tokenizer merges across the boundary). The
+paper's code instead takes the first match of the phrase's token text anywhere in the prompt
+(`TokenRule.search` "first"), which can be a word of the background.
 """
 
 from __future__ import annotations
@@ -68,13 +70,15 @@ def box_prompt(background: str, name: str) -> str:
     return f"{background} with {name}"
 
 
-def overall_phrases(names: list[str]) -> tuple[list[str], list[list[int]]]:
-    """Unique names in first-seen order as counted phrases, and the boxes of each."""
+def overall_phrases(names: list[str], sort: bool = False) -> tuple[list[str], list[list[int]]]:
+    """Unique names (first-seen order, or sorted as the paper's code) as counted phrases, and
+    the boxes of each."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(name, []).append(i)
-    phrases = [count_phrase(name, len(idx)) for name, idx in groups.items()]
-    return phrases, list(groups.values())
+    order = sorted(groups) if sort else list(groups)
+    phrases = [count_phrase(name, len(groups[name])) for name in order]
+    return phrases, [groups[name] for name in order]
 
 
 def overall_prompt(background: str, phrases: list[str]) -> str:
@@ -85,27 +89,61 @@ def overall_prompt(background: str, phrases: list[str]) -> str:
 class Tokens:
     """Token positions of one object in a prompt (indices into the text encoder's 77)."""
 
-    noun: tuple[int, ...]  # the head noun's tokens: the energy is averaged over these
-    word: int | None  # the head noun's last token: mask attention and attention transfer
+    guided: tuple[int, ...]  # the tokens the energy is averaged over (phrase or head noun)
+    word: int | None  # the word token: mask attention and attention transfer
+
+
+@dataclass(frozen=True)
+class TokenRule:
+    """Which tokens an object gets (`LMDConfig.energy_tokens`, `word_token`, `token_search`)."""
+
+    energy: str = "phrase"  # "phrase": every token of the phrase; "head": the head noun's
+    word: str = "head"  # "head": the head noun's last token; "last": the last word's (paper)
+    search: str = "position"  # "position": where the phrase was put; "first": first match
+
+    @classmethod
+    def of(cls, config) -> TokenRule:
+        return cls(config.energy_tokens, config.word_token, config.token_search)
 
 
 def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def locate(tokenizer, prompt: str, phrase: str, start_char: int) -> Tokens:
-    """Tokens of `phrase`'s head noun, where `phrase` sits at `prompt[start_char:]`."""
+def locate(
+    tokenizer, prompt: str, phrase: str, start_char: int, rule: TokenRule | None = None
+) -> Tokens:
+    """Tokens of `phrase` (per `rule`), where `phrase` sits at `prompt[start_char:]`."""
+    rule = rule or TokenRule()
     limit = tokenizer.model_max_length - 1  # the last position is the end-of-text token
     ids = _ids(tokenizer, prompt)
     phrase_ids = _ids(tokenizer, phrase)
-    start = 1 + len(_ids(tokenizer, prompt[:start_char])) if start_char else 1
-    if ids[start - 1 : start - 1 + len(phrase_ids)] != phrase_ids:
-        start = 1 + _find(ids, phrase_ids, start - 1)
+    start = _first_match(tokenizer, ids, phrase_ids) if rule.search == "first" else None
+    if start is None:
+        start = 1 + len(_ids(tokenizer, prompt[:start_char])) if start_char else 1
+        if ids[start - 1 : start - 1 + len(phrase_ids)] != phrase_ids:
+            start = 1 + _find(ids, phrase_ids, start - 1)
     words = phrase.split()
     h = head_word_index(words)
     end = start + len(_ids(tokenizer, " ".join(words[: h + 1])))
-    noun = tuple(i for i in range(end - len(_ids(tokenizer, words[h])), end) if i < limit)
-    return Tokens(noun=noun, word=noun[-1] if noun else None)
+    noun = range(end - len(_ids(tokenizer, words[h])), end)
+    span = range(start, start + len(phrase_ids))
+    guided = tuple(i for i in (span if rule.energy == "phrase" else noun) if i < limit)
+    if rule.word == "last":  # the paper's: the last word's last token, first seen in the phrase
+        last = _ids(tokenizer, words[-1])[-1]
+        candidates = [start + phrase_ids.index(last) if last in phrase_ids else span[-1]]
+    else:
+        candidates = list(noun)
+    kept = [i for i in candidates if i < limit]
+    return Tokens(guided=guided, word=kept[-1] if kept and guided else None)
+
+
+def _first_match(tokenizer, ids: list[int], phrase_ids: list[int]) -> int | None:
+    """The paper's search: the phrase's token text found in the prompt's, first match."""
+    tokens = tokenizer.convert_ids_to_tokens([tokenizer.bos_token_id, *ids])
+    text, sub = " ".join(tokens), " ".join(tokenizer.convert_ids_to_tokens(phrase_ids))
+    at = text.find(sub)
+    return None if at < 1 else len(text[: at - 1].split(" "))
 
 
 def _find(ids: list[int], sub: list[int], near: int) -> int:
@@ -115,15 +153,17 @@ def _find(ids: list[int], sub: list[int], near: int) -> int:
     return min(hits, key=lambda i: abs(i - near))
 
 
-def box_tokens(tokenizer, background: str, name: str) -> Tokens:
+def box_tokens(tokenizer, background: str, name: str, rule: TokenRule | None = None) -> Tokens:
     prompt = box_prompt(background, name)
-    return locate(tokenizer, prompt, name, len(prompt) - len(name))
+    return locate(tokenizer, prompt, name, len(prompt) - len(name), rule)
 
 
-def overall_tokens(tokenizer, background: str, phrases: list[str]) -> list[Tokens]:
+def overall_tokens(
+    tokenizer, background: str, phrases: list[str], rule: TokenRule | None = None
+) -> list[Tokens]:
     prompt = overall_prompt(background, phrases)
     out, pos = [], len(f"{background} with ")
     for phrase in phrases:
-        out.append(locate(tokenizer, prompt, phrase, pos))
+        out.append(locate(tokenizer, prompt, phrase, pos, rule))
         pos += len(phrase) + len(", ")
     return out
