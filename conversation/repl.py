@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
+from conversation.lines import LineReader
 from conversation.manager import Conversation
 from conversation.render import Progress
 from conversation.session import Turn
+from layouts.draw import draw
 from layouts.errors import LayoutWarning, LmdError
+from layouts.io import atomic_save_image
 
 PROMPT = "lmd> "
 HELP = """\
@@ -21,13 +25,22 @@ Type what to draw, then what to change ("move the dog left", "make the cat black
   /save [FILE]  save the session (to FILE)
   /new          draw the same layout again with a new background seed
   /help         this help
-  /quit         leave (the session is already saved after every turn)"""
+  /quit         leave (the session is already saved after every turn)
+Each picture turn-NNN.png has its boxes drawn over it in turn-NNN.layout.png."""
+FAILED = 1
+INTERRUPTED = 130
 
 
 def _describe(turn: Turn, number: int) -> str:
     where = turn.image_path or "(image not saved: no output folder)"
     counts = f"{turn.generated} drawn, {turn.reused} reused"
     return f"turn {number}: {where}\n{turn.summary} ({counts})"
+
+
+def overlay_path(image_path: str | Path) -> Path:
+    """Where a turn's layout overlay goes: `turn-001.png` -> `turn-001.layout.png`."""
+    path = Path(image_path)
+    return path.with_name(f"{path.stem}.layout.png")
 
 
 def run_repl(
@@ -37,15 +50,22 @@ def run_repl(
     err: TextIO = sys.stderr,
     *,
     progress: Progress | None = None,
+    prepare: Callable[[], None] | None = None,
+    history_file: str | Path | None = None,
 ) -> int:
-    """Read requests and commands from `input_stream` until EOF or `/quit`; returns 0.
+    """Read requests and commands from `input_stream` until EOF or `/quit`; return an exit code.
 
-    Each picture's path and a one-line summary of the change go to `output`; failures go to
-    `err` as one `error: ...` line and leave the session as it was. The prompt is shown only
-    when `input_stream` is a terminal. `progress` is handed to the renderer. A planner that
-    announces retries to no one (`on_retry` None) announces them on `err` as `note:` lines.
+    Each picture's path and a one-line summary of the change go to `output` (and the layout
+    is drawn over the picture beside it); failures go to `err` as one `error: ...` line and
+    leave the session as it was, layout warnings as `warning: ...` lines. Returns 0, 1 when
+    the last request failed, or 130 on Ctrl-C at the prompt (or during a request, when the
+    input is not a terminal). `prepare()` runs before each request that draws (to load
+    models before the LLM is asked). On a terminal, lines are read with readline editing and
+    the history is kept in `history_file`. `progress` is handed to the renderer. A planner
+    that announces retries to no one (`on_retry` None) announces them on `err` as `note:`.
     """
-    interactive = _isatty(input_stream)
+    reader = LineReader(input_stream, output, PROMPT, history_file)
+    failed = False
 
     def say(text: str) -> None:
         print(text, file=output, flush=True)
@@ -62,69 +82,74 @@ def run_repl(
         else:
             say(_describe(turn, len(conversation.turns)))
 
+    def drawn(make: Callable[[], Turn]) -> None:
+        if prepare is not None:
+            prepare()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LayoutWarning)
+            turn = make()
+        for w in caught:  # boxes clipped, a layout not in English: one line each
+            if issubclass(w.category, LayoutWarning):
+                complain(f"warning: {_one_line(w.message)}")
+        if turn.image_path and turn.image is not None:
+            atomic_save_image(draw(turn.layout, turn.image), overlay_path(turn.image_path))
+        show(turn, "")
+
     def save(arg: str) -> None:
-        say(f"saved: {conversation.save(arg or None)}")
+        say(f"saved: {conversation.save(Path(arg).expanduser() if arg else None)}")
 
     def layout(_: str) -> None:
         current = conversation.current
         say(current.layout.to_llm_text() if current is not None else "no layout yet")
+
+    def reroll(_: str) -> None:
+        if conversation.current is None:
+            say("nothing drawn")
+        else:
+            drawn(lambda: conversation.reroll(progress=progress))
 
     commands: dict[str, Callable[[str], None]] = {
         "undo": lambda _: show(conversation.undo(), "nothing to undo"),
         "redo": lambda _: show(conversation.redo(), "nothing to redo"),
         "layout": layout,
         "save": save,
-        "new": lambda _: show(conversation.reroll(progress=progress), "nothing drawn"),
+        "new": reroll,
         "help": lambda _: say(HELP),
     }
 
-    while True:
-        if interactive:
-            print(PROMPT, end="", file=output, flush=True)
-        try:
-            line = input_stream.readline()
-        except KeyboardInterrupt:
-            say("")
-            return 130
-        if not line:
-            if interactive:
+    with reader:
+        while True:
+            try:
+                line = reader.read()
+            except KeyboardInterrupt:
                 say("")
-            return 0
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            if line.startswith("/"):
-                name, _, arg = line[1:].partition(" ")
-                name = name.lower()
-                if name in ("quit", "exit", "q"):
-                    return 0
-                if name not in commands:
-                    complain(f"unknown command /{name}; /help lists the commands")
-                    continue
-                commands[name](arg.strip())
-            else:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", LayoutWarning)
-                    turn = conversation.send(line, progress=progress)
-                for w in caught:  # boxes clipped, a layout not in English: one line each
-                    if issubclass(w.category, LayoutWarning):
-                        complain(f"warning: {_one_line(w.message)}")
-                show(turn, "")
-        except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
-            complain(f"error: {_one_line(e)}")
-        except KeyboardInterrupt:
-            complain("interrupted; the session is as it was")
-            if not interactive:
-                return 130
-
-
-def _isatty(stream: TextIO) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
+                return INTERRUPTED
+            if line is None:
+                return FAILED if failed else 0
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                if line.startswith("/"):
+                    name, _, arg = line[1:].partition(" ")
+                    name = name.lower()
+                    if name in ("quit", "exit", "q"):
+                        return FAILED if failed else 0
+                    if name not in commands:
+                        complain(f"unknown command /{name}; /help lists the commands")
+                        continue
+                    commands[name](arg.strip())
+                else:
+                    drawn(lambda line=line: conversation.send(line, progress=progress))
+                failed = False
+            except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
+                complain(f"error: {_one_line(e)}")
+                failed = True
+            except KeyboardInterrupt:
+                complain("interrupted; the session is as it was")
+                if not reader.interactive:
+                    return INTERRUPTED
+                failed = True
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,22 +1,58 @@
-"""`draw`: boxes and captions painted on a blank canvas or over an image."""
+"""`draw`: a layout's boxes, names, background and negative prompt over a picture or a canvas.
+
+Boxes get a dark edge under their colour so they show on light and dark pictures alike;
+repeated names are numbered ("a cat 1", "a cat 2"); labels are moved until they do not
+overlap; the background and negative prompts are written on a dark band along the bottom.
+Labels use a font that has their characters (`layouts.fonts`), so CJK names render.
+"""
 
 from __future__ import annotations
 
-from PIL import Image, ImageDraw, ImageFont
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
 
+from PIL import Image, ImageDraw
+
+from layouts.fonts import Font, font_for
 from layouts.model import Layout
 
 PALETTE = [
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
 ]  # fmt: skip
+EDGE = (0, 0, 0, 220)
+BAND = (0, 0, 0, 150)
+TEXT = (255, 255, 255)
+Rect = tuple[float, float, float, float]
 
 
-def draw(layout: Layout, image: Image.Image | None = None) -> Image.Image:
-    """Return a copy of `image` (or a blank canvas) with the layout's boxes and captions drawn.
+def labels(layout: Layout) -> list[str]:
+    """Each box's label: its name, numbered when the name occurs more than once."""
+    counts = Counter(box.name for box in layout.boxes)
+    seen: Counter[str] = Counter()
+    out = []
+    for box in layout.boxes:
+        seen[box.name] += 1
+        out.append(f"{box.name} {seen[box.name]}" if counts[box.name] > 1 else box.name)
+    return out
 
-    Boxes are scaled from the layout canvas to the image; the background caption is written
-    along the bottom edge.
+
+def caption_lines(layout: Layout) -> list[str]:
+    """The lines along the bottom: the background prompt and, when set, the negative prompt."""
+    lines = [f"background: {layout.background}"]
+    if layout.negative.strip():
+        lines.append(f"negative: {layout.negative}")
+    return lines
+
+
+def draw(
+    layout: Layout, image: Image.Image | None = None, *, fonts: Sequence[str | Path] = ()
+) -> Image.Image:
+    """Return a copy of `image` (or a blank canvas) with the layout drawn on it.
+
+    Boxes are scaled from the layout canvas to the image. `fonts` are font files to try
+    before the ones `layouts.fonts` finds.
     """
     if image is None:
         canvas = Image.new("RGB", (layout.width, layout.height), (245, 245, 245))
@@ -25,18 +61,86 @@ def draw(layout: Layout, image: Image.Image | None = None) -> Image.Image:
     sx, sy = canvas.width / layout.width, canvas.height / layout.height
     pen = ImageDraw.Draw(canvas, "RGBA")
     size = max(10, round(min(canvas.size) / 32))
-    font = ImageFont.load_default(size=size)
     line = max(2, round(min(canvas.size) / 170))
+    rects = []
     for i, box in enumerate(layout.boxes):
         color = PALETTE[i % len(PALETTE)]
-        x0, y0, x1, y1 = box.x * sx, box.y * sy, (box.x + box.w) * sx, (box.y + box.h) * sy
-        pen.rectangle((x0, y0, x1, y1), outline=color, width=line, fill=(*color, 40))
-        _label(pen, (x0 + line, y0 + line), box.name, font, color)
-    _label(pen, (4, canvas.height - size - 10), layout.background, font, (60, 60, 60))
+        rect = (box.x * sx, box.y * sy, (box.x + box.w) * sx, (box.y + box.h) * sy)
+        x0, y0, x1, y1 = rect
+        pen.rectangle(rect, fill=(*color, 40))
+        pen.rectangle((x0 - 2, y0 - 2, x1 + 2, y1 + 2), outline=EDGE, width=2)  # dark outside
+        pen.rectangle(rect, outline=color, width=line)
+        inner = (x0 + line, y0 + line, x1 - line, y1 - line)
+        if inner[0] < inner[2] and inner[1] < inner[3]:
+            pen.rectangle(inner, outline=EDGE, width=1)  # and inside: the colour shows on any
+        rects.append(rect)
+    placed: list[Rect] = []
+    for i, (text, rect) in enumerate(zip(labels(layout), rects, strict=True)):
+        font = font_for(text, size, fonts)
+        spot = place_label(pen, text, font, rect, placed, canvas.size, line)
+        placed.append(spot)
+        _label(pen, spot, text, font, PALETTE[i % len(PALETTE)])
+    _captions(pen, caption_lines(layout), size, canvas.size, fonts)
     return canvas
 
 
-def _label(pen: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font, color) -> None:
-    left, top, right, bottom = pen.textbbox(xy, text, font=font)
-    pen.rectangle((left - 2, top - 2, right + 2, bottom + 2), fill=(*color, 200))
-    pen.text(xy, text, font=font, fill=(255, 255, 255))
+def label_size(pen: ImageDraw.ImageDraw, text: str, font: Font) -> tuple[float, float]:
+    left, top, right, bottom = pen.textbbox((0, 0), text, font=font)
+    return right - left + 4, bottom - top + 4
+
+
+def place_label(
+    pen: ImageDraw.ImageDraw,
+    text: str,
+    font: Font,
+    box: Rect,
+    placed: Sequence[Rect],
+    canvas: tuple[int, int],
+    line: int,
+) -> Rect:
+    """Where a box's label goes: inside its top-left corner, else top-right, above it, further
+    down inside it or below it: the first spot that overlaps no label already `placed`."""
+    w, h = label_size(pen, text, font)
+    x0, y0, x1, y1 = box
+    left = x0 + line
+    spots = [(left, y0 + line), (x1 - w - line, y0 + line), (x0, y0 - h - 1)]
+    spots += [(left, y0 + line + k * (h + 2)) for k in range(1, int((y1 - y0) // (h + 2)))]
+    spots.append((x0, y1 + 1))
+    first = None
+    for x, y in spots:
+        x = min(max(x, 0), max(canvas[0] - w, 0))
+        y = min(max(y, 0), max(canvas[1] - h, 0))
+        rect = (x, y, x + w, y + h)
+        first = first or rect
+        if not any(_overlap(rect, other) for other in placed):
+            return rect
+    return first
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label(pen: ImageDraw.ImageDraw, rect: Rect, text: str, font: Font, color) -> None:
+    pen.rectangle(rect, fill=(*color, 215), outline=EDGE)
+    left, top, _, _ = pen.textbbox((0, 0), text, font=font)
+    pen.text((rect[0] + 2 - left, rect[1] + 2 - top), text, font=font, fill=TEXT)
+
+
+def _captions(pen, lines: list[str], size: int, canvas: tuple[int, int], fonts) -> None:
+    width, height = canvas
+    step = size + 4
+    top = height - step * len(lines) - 4
+    pen.rectangle((0, top, width, height), fill=BAND)
+    for k, text in enumerate(lines):
+        font = font_for(text, size, fonts)
+        pen.text((4, top + 2 + k * step), _fit(pen, text, font, width - 8), font=font, fill=TEXT)
+
+
+def _fit(pen: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> str:
+    """`text`, cut with an ellipsis where it would run past `width` pixels."""
+    if pen.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and pen.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"

@@ -8,18 +8,26 @@ a per-object cache, and it is the `RenderFn` a `conversation.Conversation` is ha
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layouts import Layout, LmdError, atomic_save_image, draw
+from lmd.quiet import quiet_libraries
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from conversation.render import Progress, RenderOutput, RenderRequest
     from lmd.controller import BoxCache, Controller, RenderResult
+    from prompts import PlanResult
+
+
+MAX_STEPS = 1000
+"""DDIM takes at most the steps of the schedule Stable Diffusion was trained with."""
 
 
 class RenderError(LmdError):
@@ -28,57 +36,123 @@ class RenderError(LmdError):
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Which models draw a layout, and how; `None` means the method's default."""
+    """Which models draw a layout, and how; `None` means the method's default.
+
+    `sam_model` is a SAM hub id, a transformers SAM folder, a segment-anything `.pth` file,
+    `vit_b`/`vit_l`/`vit_h` or `random:tiny` (default `facebook/sam-vit-base`; `random:tiny`
+    for random models); `sam_backend` is `auto`, `transformers` or `segment-anything`.
+    `refiner_model` (a hub id or folder) implies `refine`.
+    """
 
     model: str | None = None
     method: str = "lmd"
     steps: int | None = None
     sam: bool = True
     sam_model: str | None = None
-    sam_checkpoint: str | None = None
+    sam_backend: str = "auto"
     device: str | None = None
     dtype: str | None = None
     height: int | None = None
     width: int | None = None
     refine: bool = False
+    refiner_model: str | None = None
     paper: bool = False  # LMDConfig.paper(): the paper's code exactly, for comparisons
 
     def replace(self, **changes: Any) -> RenderSettings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def model_id(self) -> str:
+        """The diffusion model that draws: `model`, else the method's published one."""
+        from lmd.models import default_model
+
+        return self.model or default_model(self.method)
+
+    @property
+    def sam_spec(self) -> str | None:
+        """The SAM model used, or None without SAM (no SAM download for random models)."""
+        if not self.sam or self.method == "sd":
+            return None
+        if self.sam_model is None and self.model_id.startswith("random:"):
+            return "random:tiny"
+        return self.sam_model
+
+    @property
+    def refines(self) -> bool:
+        return self.refine or self.refiner_model is not None
+
+    def check(self) -> RenderSettings:
+        """Raise (naming the field) for anything wrong that shows before loading; return self.
+
+        Checks the method, steps, size, device and dtype, and that each model can be found:
+        random model names, local folders, and hub ids in the cache (or, online, on the hub).
+        """
+        from lmd.models import METHODS, REFINER_MODEL, check_source, resolve_device, resolve_dtype
+        from lmd.sam import sam_choice
+
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {self.method!r}")
+        steps = self.steps
+        if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
+            raise ValueError(
+                f"`steps` must be a whole number from 1 to {MAX_STEPS} but is {steps!r}"
+            )
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0 or value % 8):
+                raise ValueError(f"`{name}` must be a positive multiple of 8 but is {value!r}")
+        resolve_dtype(self.dtype, resolve_device(self.device))
+        check_source(self.model_id)
+        if self.sam and self.method != "sd":
+            backend, source = sam_choice(self.sam_spec, self.sam_backend)
+            if backend == "transformers" and not source.startswith("random:"):
+                check_source(
+                    source, what="SAM model", kind="transformers SAM", argument="sam_model",
+                    required_file="config.json",
+                )  # fmt: skip
+        if self.refines:
+            check_source(
+                self.refiner_model or REFINER_MODEL, what="refiner model",
+                argument="refiner_model",
+            )  # fmt: skip
+        return self
 
 
 @lru_cache(maxsize=2)
 def load_controller(settings: RenderSettings) -> Controller:
     """Load the models `settings` name (kept for the next call with the same settings)."""
     from lmd.controller import Controller, LMDConfig
-    from lmd.models import default_model, load_pipeline
+    from lmd.models import load_pipeline
 
-    model = settings.model or default_model(settings.method)
-    pipe = load_pipeline(
-        model, method=settings.method, device=settings.device, dtype=settings.dtype
-    )
-    segmenter = None
-    if settings.sam and settings.method != "sd":
-        from lmd.sam import load_segmenter
-
-        sam_model = settings.sam_model
-        if sam_model is None and settings.sam_checkpoint is None and model.startswith("random:"):
-            sam_model = "random:tiny"  # random weights: no SAM download either
-        segmenter = load_segmenter(
-            sam_model,
-            checkpoint=settings.sam_checkpoint,
-            device=settings.device,
+    settings.check()
+    with quiet_libraries():
+        pipe = load_pipeline(
+            settings.model_id, method=settings.method, device=settings.device,
             dtype=settings.dtype,
-        )
-    refine = None
-    if settings.refine:
-        from lmd.refiner import load_refiner
+        )  # fmt: skip
+        segmenter = None
+        if settings.sam and settings.method != "sd":
+            from lmd.sam import load_segmenter
 
-        refine = load_refiner(device=settings.device, dtype=settings.dtype)
+            segmenter = load_segmenter(
+                settings.sam_spec, sam_backend=settings.sam_backend, device=settings.device,
+                dtype=settings.dtype,
+            )  # fmt: skip
+        refine = None
+        if settings.refines:
+            from lmd.models import REFINER_MODEL
+            from lmd.refiner import load_refiner
+
+            refine = load_refiner(
+                settings.refiner_model or REFINER_MODEL, device=settings.device,
+                dtype=settings.dtype,
+            )  # fmt: skip
     config = LMDConfig.paper() if settings.paper else LMDConfig()
     if settings.steps is not None:
         config = config.replace(steps=settings.steps)
-    return Controller(pipe, config=config, segmenter=segmenter, refine=refine, model_id=model)
+    return Controller(
+        pipe, config=config, segmenter=segmenter, refine=refine, model_id=settings.model_id
+    )
 
 
 class Renderer:
@@ -177,28 +251,57 @@ def generate(
     progress: Progress | None = None,
     planner: Any = None,
     renderer: Renderer | None = None,
+    on_plan: Callable[[PlanResult], None] | None = None,
     **render_options: Any,
 ) -> GenerateResult:
     """Plan a layout for `caption` with an LLM, then draw it.
 
-    `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_checkpoint,
-    device, dtype, height, width, refine, paper). With `out_dir`, `image.png`, `layout.json`
-    and `layout.png` are written there. `llm_timeout` bounds the LLM request in seconds,
-    retries included.
+    `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_model,
+    sam_backend, device, dtype, height, width, refine, refiner_model, paper). With `out_dir`,
+    `image.png`, `layout.json` and `layout.png` are written there. `llm_timeout` bounds the
+    LLM request in seconds, retries included. Everything that can be checked without
+    loading a model (the options, the models' names, `out_dir`) is checked before the LLM
+    is asked. `on_plan(plan)` is called with the planned `PlanResult` before the models
+    load and draw (to show the layout early).
     """
     from prompts import Planner
 
+    # 1. Check inputs before spending an LLM call or a render.
     unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}
     if unknown:
         raise TypeError(f"generate() got unknown options: {', '.join(sorted(unknown))}")
+    if renderer is not None and render_options:
+        raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
     planner = planner or Planner(
         model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
     )
+    settings = renderer.settings if renderer is not None else RenderSettings(**render_options)
+    settings.check()
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    # 2. Plan, load, draw, save.
     plan = planner.complete(planner.plan_messages(caption))
-    renderer = renderer or Renderer(RenderSettings(**render_options))
+    if on_plan is not None:
+        on_plan(plan)
+    renderer = renderer or Renderer(settings)
     result = renderer.render(plan.layout, seed=seed, progress=progress)
     files = save_outputs(out_dir, result.image, plan.layout) if out_dir is not None else {}
     return GenerateResult(
         image=result.image, layout=plan.layout, seed=seed, reply=plan.reply, files=files,
         render=result,
     )  # fmt: skip
+
+
+def check_out_dir(out_dir: str | Path, argument: str = "out_dir") -> Path:
+    """Raise `ValueError` unless `out_dir` is, or can become, a writable folder; return it."""
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`{argument}` {str(path)!r} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(
+            f"`{argument}` {str(path)!r} cannot be a folder: {str(existing)!r} is a file"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"`{argument}` {str(path)!r} is not writable")
+    return path

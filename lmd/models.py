@@ -22,6 +22,7 @@ SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 GLIGEN_MODEL = "gligen/diffusers-generation-text-box"
 REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
 METHODS = ("lmd", "lmd+", "sd")
+HUB_CHECK_TIMEOUT_S = 5.0
 
 _DTYPES = {
     "fp16": torch.float16,
@@ -144,12 +145,12 @@ def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
     if not (has_mid and has_up):
         raise ModelLoadError(
             f"model {model!r} has no cross-attention in its mid block or up blocks, so LMD "
-            "cannot guide it; use an SD 1.x/2.x-shaped model (or --method sd)"
+            "cannot guide it; use an SD 1.x/2.x-shaped model (or `method='sd'`)"
         )
     if gated and not is_gated(unet):
         raise ModelLoadError(
-            f"model {model!r} has no GLIGEN gated attention, which --method lmd+ needs; use "
-            f"{GLIGEN_MODEL!r} (or another GLIGEN model) or --method lmd"
+            f"model {model!r} has no GLIGEN gated attention, which `method='lmd+'` needs; use "
+            f"{GLIGEN_MODEL!r} (or another GLIGEN model) or `method='lmd'`"
         )
 
 
@@ -166,38 +167,70 @@ def is_gated(unet: Any) -> bool:
     return any(isinstance(m, GatedSelfAttentionDense) for m in unet.modules())
 
 
+def check_source(
+    model: str,
+    *,
+    what: str = "model",
+    kind: str = "diffusers",
+    argument: str = "model",
+    required_file: str | None = "model_index.json",
+    ask_hub: bool = True,
+) -> None:
+    """Raise `ModelLoadError` if `model` (a hub id or local folder) surely cannot load.
+
+    Checks what is cheap before any weights are read: a local folder exists and holds
+    `required_file`; a hub id is in the local cache or, online, the hub has it (`ask_hub`;
+    a hub that cannot be reached is left for the load itself to report). Arguments as in
+    `from_pretrained`.
+    """
+    if model.startswith(RANDOM_PREFIX) and kind == "diffusers":
+        if model.removeprefix(RANDOM_PREFIX) not in RANDOM_MODELS:
+            choices = ", ".join(RANDOM_PREFIX + n for n in RANDOM_MODELS)
+            raise ModelLoadError(f"unknown random model {model!r}; choose one of {choices}")
+        return
+    hint = f"pass a local {kind} folder as `{argument}`"
+    if looks_local(model):
+        path = Path(model).expanduser()
+        _check_local_folder(model, path, required_file, what=what, kind=kind, hint=hint)
+        return
+    if _cached(model, required_file):
+        return
+    if _offline():
+        raise ModelLoadError(
+            f"{what} {model!r} is not in the local cache and the hub cannot be reached "
+            f"(HF_HUB_OFFLINE is set); {hint}"
+        )
+    if ask_hub and required_file and _hub_lacks(model, required_file):
+        raise ModelLoadError(f"{what} {model!r} was not found on the hub; check the id or {hint}")
+
+
 def from_pretrained(
     load: Callable[..., T],
     model: str,
     *,
     what: str = "model",
     kind: str = "diffusers",
-    flag: str = "--model",
+    argument: str = "model",
     required_file: str | None = "model_index.json",
     **kwargs: Any,
 ) -> T:
     """Call a `from_pretrained` for a hub id or local folder, turning failures into one line.
 
     `what` names the thing in messages ("model", "SAM model"), `kind` the folder format,
-    `flag` the CLI option that takes a local folder; `required_file` marks a valid folder.
+    `argument` the Python argument that takes a local folder (the CLI shows its flag);
+    `required_file` marks a valid folder.
     """
-    hint = f"pass a local {kind} folder with {flag}"
+    hint = f"pass a local {kind} folder as `{argument}`"
+    names = dict(what=what, kind=kind, argument=argument, required_file=required_file)
+    check_source(model, **names, ask_hub=False)
     if looks_local(model):
-        path = Path(model).expanduser()
-        _check_local_folder(model, path, required_file, what=what, kind=kind, hint=hint)
         try:
-            return load(str(path), **kwargs)
+            return load(str(Path(model).expanduser()), **kwargs)
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load {what} folder {model!r}: {one_line(exc)}; check that it was "
                 "written by save_pretrained and is complete"
             ) from exc
-
-    if _offline() and not _cached(model, required_file):
-        raise ModelLoadError(
-            f"{what} {model!r} is not in the local cache and the hub cannot be reached "
-            f"(HF_HUB_OFFLINE is set); {hint}"
-        )
     try:
         return load(model, **kwargs)
     except Exception as exc:
@@ -246,6 +279,13 @@ def _check_local_folder(
         )
 
 
+def is_cached(model: str, required_file: str = "model_index.json") -> bool:
+    """Whether loading `model` reads no weights from the hub: random, local, or in the cache."""
+    if model.startswith(RANDOM_PREFIX) or looks_local(model):
+        return True
+    return _cached(model, required_file)
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -262,6 +302,30 @@ def _cached(repo_id: str, filename: str | None) -> bool:
         return isinstance(try_to_load_from_cache(repo_id, filename), str)
     except Exception:  # an invalid repo id: let the load itself report it
         return True
+
+
+def _hub_lacks(repo_id: str, filename: str) -> bool:
+    """True only when the hub answers that `repo_id` has no `filename` (or no such repo)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        url = hf_hub_url(repo_id, filename, endpoint=constants.ENDPOINT)
+        get_hf_file_metadata(url, timeout=HUB_CHECK_TIMEOUT_S)
+    except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError):
+        return True
+    except HFValidationError:
+        raise ModelLoadError(
+            f"{repo_id!r} is neither an existing local folder nor a valid hub id (owner/name)"
+        ) from None
+    except Exception:  # no network, a gated repo, a proxy: the load itself will say
+        return False
+    return False
 
 
 def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoadError:
@@ -290,8 +354,8 @@ def _move(pipe: Any, model: str, device: torch.device) -> Any:
         return pipe.to(device)
     except RuntimeError as exc:
         raise ModelLoadError(
-            f"model {model!r} could not be moved to {device}: {one_line(exc)}; try --dtype fp16 "
-            "or --device cpu"
+            f"model {model!r} could not be moved to {device}: {one_line(exc)}; try `dtype='fp16'` "
+            "or `device='cpu'`"
         ) from exc
 
 

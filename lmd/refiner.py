@@ -77,7 +77,7 @@ def load_refiner(
         StableDiffusionXLImg2ImgPipeline.from_pretrained,
         str(model),
         what="refiner model",
-        flag="load_refiner(model=...)",
+        argument="refiner_model",
         **kwargs,
     )
     try:

@@ -1,7 +1,8 @@
 """The segment-anything backend: Meta's `segment_anything` package and its `.pth` checkpoints.
 
-The package imports torchvision at import time, so everything here imports it lazily; where it
-cannot import, loading raises a `ModelLoadError` that points at the transformers backend.
+An optional extra (`pip install "lmd[segment-anything]"`, which brings torchvision): the package
+imports torchvision at import time, so everything here imports it lazily; where it cannot
+import, loading raises a `ModelLoadError` that says how to install it or use transformers.
 Checkpoints download once into `sam_cache_dir()` (atomically, with a progress bar).
 """
 
@@ -20,7 +21,8 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError, one_line
-from lmd.sam import SAM_MODEL_TYPES, Box, Point, check_prompts
+from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, check_prompts
+from prompts.cache import default_cache_dir
 
 SAM_CHECKPOINT_URLS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -43,9 +45,7 @@ def segment_anything_import_error() -> str | None:
 
 def sam_cache_dir() -> Path:
     """Where checkpoints go: `$LMD_CACHE_DIR/sam`, else `~/.cache/lmd/sam`."""
-    root = os.environ.get("LMD_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "lmd"
-    return base / "sam"
+    return default_cache_dir().expanduser() / "sam"
 
 
 def checkpoint_path(model_type: str) -> Path:
@@ -86,7 +86,7 @@ def download_checkpoint(url: str, dest: Path, *, progress: bool = True) -> Path:
     except (OSError, urllib.error.URLError) as exc:
         raise ModelLoadError(
             f"could not download the SAM checkpoint {url} ({one_line(exc, limit=100)}); download "
-            "it by hand and pass it with --sam-checkpoint PATH"
+            "it by hand and pass the .pth file as `sam_model`"
         ) from exc
     finally:
         part.unlink(missing_ok=True)
@@ -156,15 +156,15 @@ def load_segment_anything(
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise ModelLoadError(
             f"SAM checkpoint '{checkpoint}' does not exist; pass the path of a sam_vit_*.pth "
-            "file with --sam-checkpoint"
+            "file as `sam_model`"
         )
     reason = segment_anything_import_error()
     if reason is not None:
         raise ModelLoadError(
-            f"the segment-anything backend cannot be used: importing it failed ({reason}); it "
-            "needs torchvision, which is not installed or does not match torch here; use the "
-            "transformers backend (backend 'transformers' or 'auto', SAM hub id "
-            "facebook/sam-vit-base), which needs no torchvision"
+            f"the segment-anything backend cannot be used: importing it failed ({reason}); "
+            'install it with pip install "lmd[segment-anything]" and a torchvision built for '
+            "your torch, or use the transformers backend (`sam_backend='transformers'`, a hub "
+            "id such as facebook/sam-vit-base), which needs no torchvision"
         )
     path = Path(checkpoint) if checkpoint is not None else cached_checkpoint(model_type)
     if path is None:

@@ -22,6 +22,8 @@ from prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 DEFAULT_LLM = "gpt-4.1-mini"
+KEYLESS_PROVIDERS = ("ollama", "ollama_chat")
+"""litellm providers that run locally and take no API key."""
 MAX_REPLY_CHARS = 100_000
 """Replies longer than this are refused unread (a layout is a few hundred characters)."""
 EXCERPT_CHARS = 2_000
@@ -272,16 +274,19 @@ class Planner:
                 raise LLMUnavailableError(
                     f"unknown LLM {model!r}: use a litellm model string such as "
                     f"'gpt-4.1-mini', 'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3', "
-                    f"or 'openai/NAME' with --llm-base-url"
+                    f"or 'openai/NAME' with `api_base` (or $LMD_LLM_BASE_URL)"
                 ) from None
             model, provider = f"openai/{model}", "openai"
+        if api_key is None and provider in KEYLESS_PROVIDERS:
+            return model, api_key  # a local server (Ollama at localhost:11434 by default)
         if api_key is None:
             env = litellm.validate_environment(model=model)
             if not env.get("keys_in_environment", True):
                 if not self.api_base:
                     missing = " or ".join(env.get("missing_keys") or ["its API key"])
                     raise LLMUnavailableError(
-                        f"no API key for {provider}: set {missing} or use --llm-base-url"
+                        f"no API key for {provider}: set {missing} or use `api_base` "
+                        "(or $LMD_LLM_BASE_URL) for a server that needs none"
                     )
                 api_key = "no-key"  # local OpenAI-compatible servers accept any key
         return model, api_key

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from layouts import Layout
 from lmd.cli import run
 
@@ -81,7 +83,31 @@ def test_errors_are_one_line(llm_env, monkeypatch, capsys):
     monkeypatch.delenv("OPENAI_API_KEY")
     assert run(["plan", "a cat", "--llm", "gpt-4.1-mini"]) == 1
     err = capsys.readouterr().err
-    assert err == "error: no API key for openai: set OPENAI_API_KEY or use --llm-base-url\n"
+    assert err == (
+        "error: no API key for openai: set OPENAI_API_KEY or use --llm-base-url "
+        "(or $LMD_LLM_BASE_URL) for a server that needs none\n"
+    )
+
+
+def test_the_python_api_names_its_own_arguments(monkeypatch):
+    from prompts import Planner
+    from prompts.errors import LLMUnavailableError
+
+    monkeypatch.delenv("LMD_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(LLMUnavailableError) as info:
+        Planner(model="gpt-4.1-mini", cache=False).plan("a cat")
+    assert "`api_base`" in str(info.value) and "--" not in str(info.value)
+
+
+def test_ollama_needs_no_key(llm_env, monkeypatch, capsys):
+    for var in ("LMD_LLM_BASE_URL", "OPENAI_API_KEY", "OLLAMA_API_BASE", "OLLAMA_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["plan", "a cat", "--llm", "ollama/llama3.1", "--llm-retries", "0", "--no-cache"]
+    assert run(argv) == 1  # no Ollama runs here: it gets as far as trying localhost:11434
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not reach the LLM at ollama/llama3.1"), err
+    assert "key" not in err
 
 
 def test_garbage_forever_is_one_line_naming_the_attempts(llm_env, capsys):

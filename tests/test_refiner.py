@@ -93,3 +93,18 @@ def test_refiner_bad_folder(tmp_path):
         load_refiner(str(tmp_path), device="cpu")
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_refiner(str(tmp_path / "missing"), device="cpu")
+
+
+def test_lmd_render_takes_the_refiner_by_flag(tiny_refiner_dir, tmp_path, capsys):
+    from lmd.cli import run
+
+    layout = tmp_path / "layout.json"
+    layout.write_text('{"boxes": [], "background": "a park"}')
+    args = ["render", str(layout), "--model", "random:tiny", "--steps", "2", "--device", "cpu"]
+    assert run([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert run([*args, "-o", str(tmp_path / "refined"), "--refiner", str(tiny_refiner_dir)]) == 0
+    plain = Image.open(tmp_path / "plain" / "image.png")
+    refined = Image.open(tmp_path / "refined" / "image.png")
+    assert refined.size == plain.size and refined.tobytes() != plain.tobytes()
+    assert run([*args, "-o", str(tmp_path / "x"), "--refiner", str(tmp_path / "none")]) == 1
+    assert "pass a local diffusers folder as --refiner" in capsys.readouterr().err

@@ -155,3 +155,48 @@ def test_a_resumed_session_keeps_editing_where_it_left_off(tmp_path):
     assert 'removed "a dog"' in out and err == ""
     users = [m["content"] for m in planner.calls[0] if m["role"] == "user"]
     assert users == ["a cat and a dog", "remove the dog"]
+
+
+def test_save_expands_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    c = session(tmp_path, CAT_DOG)
+    code, out, err = transcript(c, "a cat and a dog\n/save ~/x.json\n")
+    assert code == 0 and err == ""
+    assert f"saved: {tmp_path / 'home' / 'x.json'}" in out
+    assert json.loads((tmp_path / "home" / "x.json").read_text())["cursor"] == 0
+    assert not (tmp_path / "~").exists()
+
+
+def test_each_picture_gets_its_layout_drawn_over_it(tmp_path):
+    from PIL import Image
+
+    c = session(tmp_path, CAT_DOG, DOG_LEFT)
+    transcript(c, "a cat and a dog\nmove the dog left\n/new\n")
+    for n in (1, 2, 3):
+        picture = Image.open(tmp_path / "out" / f"turn-00{n}.png")
+        overlay = Image.open(tmp_path / "out" / f"turn-00{n}.layout.png")
+        assert overlay.size == picture.size and overlay.tobytes() != picture.tobytes()
+
+
+class Interrupting(io.StringIO):
+    """A terminal whose user presses Ctrl-C after the lines given."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args):
+        line = super().readline(*args)
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_exit_codes(tmp_path):
+    assert transcript(session(tmp_path / "a", CAT_DOG), "a cat and a dog\n")[0] == 0
+    failing = ScriptedPlannerError("no answer")
+    assert transcript(session(tmp_path / "b", failing), "a cat and a dog\n")[0] == 1
+    assert transcript(session(tmp_path / "c", CAT_DOG, failing), "a cat\nmove it\n/quit\n")[0] == 1
+    assert transcript(session(tmp_path / "d", failing, CAT_DOG), "a cat\na cat\n")[0] == 0
+    code, out, _ = transcript(session(tmp_path / "e", CAT_DOG), "a cat and a dog\n", Interrupting)
+    assert code == 130 and "turn 1:" in out  # Ctrl-C at the prompt

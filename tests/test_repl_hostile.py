@@ -66,7 +66,7 @@ def test_each_hostile_reply_is_one_error_line_and_the_session_is_unchanged(
             llm_server.enqueue(reply, reply, reply)  # the answer and both repairs
         code, out, err = _run(c, f"move the dog left ({name})\n")
         errors = err.splitlines()
-        assert code == 0 and out == "", name
+        assert code == 1 and out == "", name  # the last (only) request failed
         assert len(errors) == 1 and errors[0].startswith("error: "), (name, errors)
         assert len(errors[0]) < 700, name
         assert session.read_bytes() == before, name

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError
-from lmd.sam import TransformersSegmenter, build_tiny_segmenter, load_segmenter
+from lmd.sam import TransformersSegmenter, build_tiny_segmenter, load_segmenter, sam_choice
 from lmd.sam_meta import segment_anything_import_error
 
 SIZE = (96, 64)  # PIL (width, height): not square, so height and width cannot be swapped
@@ -111,7 +111,7 @@ def test_local_folder_round_trips(tiny_sam, images, tmp_path):
 
 def test_local_folder_without_processor_config(tiny_sam, images, tmp_path):
     tiny_sam.model.save_pretrained(tmp_path / "sam")
-    loaded = load_segmenter(checkpoint=tmp_path / "sam", device="cpu", dtype="fp32")
+    loaded = load_segmenter(tmp_path / "sam", device="cpu", dtype="fp32")
     masks, _ = loaded.segment(images, boxes=BOXES)
     assert torch.equal(masks, tiny_sam.segment(images, boxes=BOXES)[0])
 
@@ -125,12 +125,35 @@ def _assert_readable(exc: Exception, *needles: str) -> None:
 
 def test_hub_id_offline_not_cached():
     with pytest.raises(ModelLoadError) as info:
-        load_segmenter("facebook/sam-vit-base", backend="transformers", device="cpu")
-    _assert_readable(info.value, "'facebook/sam-vit-base'", "local cache", "--sam-checkpoint")
+        load_segmenter("facebook/sam-vit-base", sam_backend="transformers", device="cpu")
+    _assert_readable(info.value, "'facebook/sam-vit-base'", "local cache", "`sam_model`")
 
 
-def test_auto_without_checkpoint_uses_transformers(monkeypatch, tmp_path):
-    monkeypatch.setenv("LMD_CACHE_DIR", str(tmp_path))  # nothing cached there
+@pytest.mark.parametrize(
+    ("spec", "backend", "source"),
+    [
+        (None, "auto", "facebook/sam-vit-base"),  # the default: transformers, no torchvision
+        ("vit_h", "auto", "facebook/sam-vit-huge"),
+        ("vit_l", "transformers", "facebook/sam-vit-large"),
+        ("someone/my-sam", "auto", "someone/my-sam"),
+        ("random:tiny", "auto", "random:tiny"),
+    ],
+)
+def test_specs_choose_the_transformers_backend(spec, backend, source):
+    assert sam_choice(spec, backend) == ("transformers", source)
+
+
+def test_a_pth_file_chooses_segment_anything(tmp_path):
+    ckpt = tmp_path / "sam_vit_l_0b3195.pth"
+    ckpt.write_bytes(b"weights")
+    assert sam_choice(str(ckpt)) == ("segment-anything", str(ckpt))
+    assert sam_choice("vit_l", "segment-anything") == ("segment-anything", "vit_l")
+    assert sam_choice(None, "segment-anything") == ("segment-anything", "vit_b")
+    assert sam_choice("facebook/sam-vit-huge", "segment-anything") == ("segment-anything", "vit_h")
+
+
+def test_auto_without_a_file_uses_transformers(monkeypatch, tmp_path):
+    monkeypatch.setenv("LMD_CACHE_DIR", str(tmp_path))
     with pytest.raises(ModelLoadError) as info:
         load_segmenter("vit_h", device="cpu")
     _assert_readable(info.value, "'facebook/sam-vit-huge'")
@@ -139,34 +162,60 @@ def test_auto_without_checkpoint_uses_transformers(monkeypatch, tmp_path):
 def test_missing_checkpoint_file(tmp_path):
     missing = tmp_path / "sam_vit_b_01ec64.pth"
     with pytest.raises(ModelLoadError) as info:
-        load_segmenter(checkpoint=missing, device="cpu")
-    _assert_readable(info.value, str(missing), "does not exist", "--sam-checkpoint")
+        load_segmenter(missing, device="cpu")
+    _assert_readable(info.value, str(missing), "does not exist")
 
 
 def test_random_sam_errors():
     with pytest.raises(ModelLoadError, match="random:tiny"):
         load_segmenter("random:huge", device="cpu")
     with pytest.raises(ModelLoadError, match="transformers model"):
-        load_segmenter("random:tiny", backend="segment-anything", device="cpu")
-    with pytest.raises(ValueError, match="'meta'"):
-        load_segmenter("random:tiny", backend="meta", device="cpu")
+        load_segmenter("random:tiny", sam_backend="segment-anything", device="cpu")
+    with pytest.raises(ValueError, match="`sam_backend`.*'meta'"):
+        load_segmenter("random:tiny", sam_backend="meta", device="cpu")
 
 
-def test_pth_checkpoint_with_transformers_backend(tmp_path):
+def test_wrong_backend_for_the_spec(tmp_path):
     ckpt = tmp_path / "sam_vit_b_01ec64.pth"
     ckpt.write_bytes(b"not really")
     with pytest.raises(ModelLoadError) as info:
-        load_segmenter(checkpoint=ckpt, backend="transformers", device="cpu")
-    _assert_readable(info.value, str(ckpt), "transformers backend")
+        load_segmenter(ckpt, sam_backend="transformers", device="cpu")
+    _assert_readable(info.value, str(ckpt), "transformers backend", "`sam_backend=")
+    with pytest.raises(ModelLoadError) as info:
+        load_segmenter("someone/my-sam", sam_backend="segment-anything", device="cpu")
+    _assert_readable(info.value, "'someone/my-sam'", ".pth")
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="not a .pth checkpoint"):
+        load_segmenter(other, device="cpu")
 
 
 @pytest.mark.skipif(
     segment_anything_import_error() is None, reason="segment-anything imports on this machine"
 )
-def test_segment_anything_unavailable_says_why(tmp_path):
+def test_segment_anything_unavailable_says_how_to_get_it(tmp_path):
     ckpt = tmp_path / "sam_vit_b_01ec64.pth"
     ckpt.write_bytes(b"x")
-    for kwargs in ({"backend": "segment-anything"}, {"checkpoint": ckpt}):
+    for kwargs in ({"sam_backend": "segment-anything"}, {"sam_model": ckpt}):
         with pytest.raises(ModelLoadError) as info:
             load_segmenter(device="cpu", **kwargs)
-        _assert_readable(info.value, "torchvision", "transformers")
+        _assert_readable(info.value, "lmd[segment-anything]", "torchvision", "transformers")
+
+
+def test_the_sam_modules_import_one_way():
+    """sam -> sam_transformers, sam_meta -> sam_types; no backend imports the dispatcher."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "lmd"
+    imported = {}
+    for name in ("sam", "sam_meta", "sam_transformers", "sam_types"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported[name] = {
+            node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lmd.sam")
+        }  # fmt: skip
+    assert imported["sam_types"] == set()
+    assert imported["sam_meta"] == {"lmd.sam_types"}
+    assert imported["sam_transformers"] == {"lmd.sam_types"}
+    assert imported["sam"] >= {"lmd.sam_meta", "lmd.sam_transformers", "lmd.sam_types"}

@@ -58,7 +58,7 @@ def test_failed_download_leaves_nothing(tmp_path):
     with pytest.raises(ModelLoadError) as info:
         download_checkpoint((tmp_path / "missing.pth").as_uri(), dest, progress=False)
     text = str(info.value)
-    assert "--sam-checkpoint" in text and "\n" not in text
+    assert "`sam_model`" in text and "\n" not in text
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
 
@@ -93,4 +93,4 @@ def test_segment_anything_bad_checkpoint(tmp_path):
     ckpt = tmp_path / "sam_vit_b_01ec64.pth"
     torch.save({"not": torch.zeros(1)}, ckpt)
     with pytest.raises(ModelLoadError, match="could not be loaded as vit_b"):
-        load_segmenter(checkpoint=ckpt, device="cpu")
+        load_segmenter(ckpt, device="cpu")

@@ -27,8 +27,8 @@ from lmd.batch.report import BatchSummary, ProcessStats, write_index
 
 SETTINGS_FILE = "batch.json"
 # Settings that change the pictures: a folder drawn with some cannot be resumed with others.
-_FIXED = ("model", "method", "steps", "sam", "sam_model", "sam_checkpoint", "height", "width",
-          "refine")  # fmt: skip
+_FIXED = ("model", "method", "steps", "sam", "sam_model", "sam_backend", "height", "width",
+          "refine", "refiner_model")  # fmt: skip
 
 OnJob = Callable[[J.Job, str], None]  # (job, "done" | "failed") after each job
 

@@ -91,7 +91,7 @@ def load_detector(name: str | None = None, *, device: str | None = None) -> Dete
             )
 
         processor, model = from_pretrained(
-            load, name, what="detector", kind="transformers", flag="--detector",
+            load, name, what="detector", kind="transformers", argument="detector",
             required_file="config.json",
         )  # fmt: skip
     model = model.to(torch_device, dtype=torch.float32).eval()

@@ -1,7 +1,8 @@
 """`lmd` command line: a thin layer over the Python API.
 
 Each command lives in its own module and registers itself on `app` (or `bench_app`).
-`run(argv)` returns the exit code and turns lmd's own errors into one readable line.
+`run(argv)` returns the exit code: usage mistakes print the usage block and return 2, lmd's
+own errors become one `error: ...` line and return 1, Ctrl-C returns 130.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-
-import click
 
 # Importing these modules registers their commands (one line per command module).
 import lmd.cli.batch  # noqa: F401
@@ -24,45 +23,67 @@ import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
+from lmd.cli.errors import for_the_cli
+from lmd.quiet import LIBRARY_MODULES
 
-__all__ = ["app", "bench_app", "main", "run"]
+__all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
+
+USAGE = 2
+INTERRUPTED = 130
+
+
+def _click():
+    """The click typer runs on: its own copy (typer >= 0.26) or the click package (older)."""
+    import importlib
+
+    import typer.core
+
+    return getattr(typer.core, "_click", None) or importlib.import_module("click")
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
     from layouts.errors import LmdError
 
-    # The libraries' own notices (deprecations, torchvision fallbacks) are not for our users.
-    for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
-        os.environ.setdefault(var, "error")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
     warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+    if not os.environ.get("LMD_DEBUG"):  # the libraries' notices are not for our users
+        for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+            os.environ.setdefault(var, "error")  # read when they are first imported
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
+    exceptions = _click().exceptions
+    import typer
+
+    # Newer typer raises its own Exit and Abort; older ones raise click's (the same classes).
+    exits = (getattr(exceptions, "Exit", typer.Exit), typer.Exit)
+    aborts = (getattr(exceptions, "Abort", typer.Abort), typer.Abort)
     try:
-        app(args=argv, prog_name="lmd", standalone_mode=False)
-    except click.exceptions.Exit as e:
+        code = app(args=argv, prog_name="lmd", standalone_mode=False)
+    except exits as e:
         return e.exit_code
-    except click.ClickException as e:
+    except exceptions.ClickException as e:  # usage mistakes: the usage block, exit 2
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
-        print("Aborted.", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, *aborts):  # older click turns Ctrl-C into Abort
+        code = INTERRUPTED
     except OSError as e:
         if os.environ.get("LMD_DEBUG"):
             raise
         where = f": {str(e.filename)!r}" if e.filename else ""
-        print(f"error: {e.strerror or _one_line(e)}{where}", file=sys.stderr)
+        print(f"error: {for_the_cli(e.strerror or _one_line(e))}{where}", file=sys.stderr)
         return 1
     except (LmdError, ValueError) as e:
         if os.environ.get("LMD_DEBUG"):
             raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {for_the_cli(_one_line(e))}", file=sys.stderr)
         return 1
-    return 0
+    # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
+    code = code if isinstance(code, int) else 0
+    if code == INTERRUPTED:
+        print("interrupted", file=sys.stderr)
+    return code
 
 
 def _one_line(e: BaseException) -> str:

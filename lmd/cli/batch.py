@@ -21,7 +21,7 @@ from lmd.cli.options import (
     NoCache,
     NoSam,
     Refine,
-    SamCheckpoint,
+    SamBackend,
     SamModel,
     Seed,
     Steps,
@@ -86,7 +86,7 @@ def batch_command(
     seed: Seed = 0,
     no_sam: NoSam = False,
     sam: SamModel = None,
-    sam_checkpoint: SamCheckpoint = None,
+    sam_backend: SamBackend = "auto",
     device: Device = None,
     dtype: Dtype = None,
     height: Height = None,
@@ -102,14 +102,13 @@ def batch_command(
     from lmd.batch import Processes, read_prompts, run_batch
     from lmd.batch.processes import launch, single_cpu_notice
 
-    settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
-        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine,
-    )  # fmt: skip
     if seed < 0:
         raise ValueError(f"--seed must be 0 or more, not {seed}")
     batch = read_prompts(prompts, limit)
+    settings = render_settings(
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
+        device=device, dtype=dtype, height=height, width=width, refine=refine,
+    )  # fmt: skip
     procs = Processes.current(device)
     if num_processes is not None and num_processes > 1 and procs.count == 1:
         raise typer.Exit(launch(_argv_without_num_processes(ctx), num_processes, cpu=_cpu(device)))

@@ -15,7 +15,7 @@ from lmd.cli.options import (
     Width,
     render_settings,
 )
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, load_renderer
 
 
 @bench_app.command("edit")
@@ -31,21 +31,20 @@ def edit_command(
     paper: Paper = False,
 ) -> None:
     """Render a 3-object picture, then move one object; print both times and their ratio."""
-    from lmd.api import Renderer
     from lmd.bench.edit import bench_edit
 
     settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=None, sam_checkpoint=None,
-        device=device, dtype=dtype, height=height, width=width, refine=False, paper=paper,
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=None, device=device,
+        dtype=dtype, height=height, width=width, refine=False, paper=paper,
     )  # fmt: skip
-    if method == "sd":
+    if settings.method == "sd":
         raise ValueError("--method sd draws no objects on their own, so it has nothing to reuse")
-    renderer = Renderer(settings)
+    renderer = load_renderer(settings)
     bars = Bars()
     try:
         timing = bench_edit(renderer, progress=bars)
     finally:
         bars.close()
-    print(f"model: {settings.model or 'default'}  method: {method}")
+    print(f"model: {settings.model_id}  method: {settings.method}")
     for line in timing.lines():
         print(line)

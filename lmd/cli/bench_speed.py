@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from lmd.cli.app import bench_app
 from lmd.cli.options import Device, Dtype, Height, Paper, Steps, Width
 from lmd.cli.progress import Bars
+
+CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
 
 
 @bench_app.command("speed")
@@ -27,6 +31,15 @@ def speed_command(
 ) -> None:
     """Render one layout with sd and with lmd; the last line is `ratio lmd/sd: X.XX`."""
     from lmd.bench.speed import bench_speed
+    from lmd.models import resolve_device
+
+    if steps is None and model != "random:tiny" and resolve_device(device).type == "cpu":
+        quick = CPU_SIZED if model == "random:sd15" else f"{CPU_SIZED} --model {model}"
+        print(
+            f"warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): {quick}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     bars = Bars()
     try:

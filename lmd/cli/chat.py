@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import typer
 
 from lmd.cli.app import app
+from lmd.cli.errors import FLAGS
 from lmd.cli.options import (
     LLM_TIMEOUT,
     Device,
@@ -23,14 +25,20 @@ from lmd.cli.options import (
     NoSam,
     Paper,
     Refine,
-    SamCheckpoint,
+    Refiner,
+    SamBackend,
     SamModel,
     Steps,
     Width,
     make_planner,
     render_settings,
 )  # fmt: skip
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, say_loading
+
+DEFAULT_FOLDER = Path("lmd-chat")
+KEPT = ("model", "method", "steps", "height", "width")
+"""Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
+_TURN_FILE = re.compile(r"turn-(\d+)\.png")
 
 
 @app.command("chat")
@@ -40,7 +48,12 @@ def chat_command(
         "--session",
         help="Session file: resumed if it exists, else created. Default: OUTPUT_DIR/session.json.",
     ),  # fmt: skip
-    output: Path = typer.Option(Path("lmd-chat"), "-o", "--output-dir", help="Folder for images."),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output-dir",
+        help="Folder for the pictures (default: the session's folder, else ./lmd-chat).",
+    ),  # fmt: skip
     seed: int | None = typer.Option(
         None, "--seed", help="Seed of a new session (default: random)."
     ),
@@ -50,58 +63,120 @@ def chat_command(
     llm_retries: LlmRetries = 4,
     llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
-    method: Method = "lmd",
+    method: Method = None,
     steps: Steps = None,
     no_sam: NoSam = False,
     sam: SamModel = None,
-    sam_checkpoint: SamCheckpoint = None,
+    sam_backend: SamBackend = "auto",
     device: Device = None,
     dtype: Dtype = None,
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    refiner: Refiner = None,
     paper: Paper = False,
 ) -> None:
-    """Chat to make and edit a picture: one request per line; /help lists the commands."""
-    from conversation import Conversation, run_repl
+    """Chat to make and edit a picture: one request per line; /help lists the commands.
 
+    A resumed session keeps the model, method, steps and size it was started with; a flag
+    given now overrides that setting for this run (and says so).
+    """
+    from conversation import Conversation, Session, run_repl
+    from lmd.api import check_out_dir
+    from prompts.cache import default_cache_dir
+
+    # 1. Where the session and its pictures live; read the session before anything slow.
+    session_path = session.expanduser() if session else (output or DEFAULT_FOLDER) / "session.json"
+    out_dir = output.expanduser() if output else session_path.parent
+    check_out_dir(out_dir)
+    saved = Session.load(session_path) if session_path.exists() else None
+    _check_no_other_session(out_dir, saved.renders if saved else 0, session_path)
+
+    # 2. The settings: the session's own unless a flag overrides them; checked before the LLM.
+    given = {"model": model, "method": method, "steps": steps, "height": height, "width": width}
+    kept = {k: v for k, v in (saved.meta if saved else {}).items() if k in KEPT}
+    chosen = {k: given[k] if given[k] is not None else kept.get(k) for k in KEPT}
     settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
-        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine, paper=paper,
+        **chosen, no_sam=no_sam, sam=sam, sam_backend=sam_backend, device=device, dtype=dtype,
+        refine=refine, refiner=refiner, paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
-    session_path = session or output / "session.json"
-    resumed = session_path.exists()
-    meta = {"model": settings.model, "method": settings.method, "steps": settings.steps}
-    # Open (and so validate) the session before the slow model load.
+    meta = {k: getattr(settings, k) for k in KEPT}
+    renderer = _LazyRenderer(settings)
     conversation = Conversation.open(
-        session_path, planner, _LazyRenderer(settings), out_dir=output, seed=seed, meta=meta
+        session_path, planner, renderer, out_dir=out_dir, seed=seed, meta=meta
     )
-    if resumed:
-        print(
-            f"resumed {session_path} ({len(conversation.turns)} turns); /help for commands",
-            file=sys.stderr,
-        )
+    if saved is not None:
+        print(f"resumed {session_path} ({len(conversation.turns)} turns); /help for commands",
+              file=sys.stderr)  # fmt: skip
+        for line in _changes(kept, given):
+            print(line, file=sys.stderr)
+    else:
+        print(f"new session {session_path} (seed {conversation.seed}): say what to draw; "
+              "/help for commands", file=sys.stderr)  # fmt: skip
+
+    # 3. Talk.
     bars = Bars()
     try:
-        code = run_repl(conversation, sys.stdin, sys.stdout, sys.stderr, progress=bars)
+        code = run_repl(
+            conversation, sys.stdin, sys.stdout, sys.stderr, progress=bars,
+            prepare=renderer.load, history_file=default_cache_dir() / "chat_history",
+        )  # fmt: skip
     finally:
         bars.close()
-    print(f"session saved in {session_path}", file=sys.stderr)
+        if session_path.exists():
+            print(f"session saved in {session_path}", file=sys.stderr)
+        else:
+            print("nothing drawn, so no session was saved", file=sys.stderr)
     raise typer.Exit(code)
 
 
+def _changes(kept: dict, given: dict) -> list[str]:
+    """One line per flag that overrides a setting the resumed session was drawn with."""
+    lines = []
+    for key in KEPT:
+        if given[key] is not None and key in kept and given[key] != kept[key]:
+            before = "the default" if kept[key] is None else str(kept[key])
+            lines.append(
+                f"note: {FLAGS[key]} {given[key]} overrides the session's {before} for the "
+                "pictures drawn now"
+            )
+    return lines
+
+
+def _check_no_other_session(out_dir: Path, renders: int, session_path: Path) -> None:
+    """Refuse a folder whose next `turn-NNN.png` files another session already wrote."""
+    from conversation import SessionError
+
+    if not out_dir.is_dir():
+        return
+    numbers = sorted(
+        int(m.group(1)) for p in out_dir.iterdir() if (m := _TURN_FILE.fullmatch(p.name))
+    )
+    taken = [n for n in numbers if n > renders]
+    if taken:
+        raise SessionError(
+            f"{out_dir} already holds turn-{taken[0]:03d}.png from another session, which "
+            f"{session_path} would overwrite; choose another -o, or resume that session with "
+            "--session"
+        )
+
+
 class _LazyRenderer:
-    """Loads the models on the first picture, so `/help` or a bad session file costs nothing."""
+    """Loads the models before the first picture, so `/help` or a bad session costs nothing."""
 
     def __init__(self, settings):
         self.settings = settings
         self._renderer = None
 
-    def __call__(self, request):
+    def load(self) -> None:
+        """Load the models now (once), saying so; called before a request reaches the LLM."""
         if self._renderer is None:
             from lmd.api import Renderer
 
+            say_loading(self.settings)
             self._renderer = Renderer(self.settings)
+
+    def __call__(self, request):
+        self.load()
         return self._renderer(request)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import warnings
 from pathlib import Path
 
 import typer
 
+from layouts import LayoutWarning
 from lmd.cli.app import app
 from lmd.cli.options import (
     LLM_TIMEOUT,
@@ -22,7 +26,8 @@ from lmd.cli.options import (
     NoSam,
     Paper,
     Refine,
-    SamCheckpoint,
+    Refiner,
+    SamBackend,
     SamModel,
     Seed,
     Steps,
@@ -30,8 +35,7 @@ from lmd.cli.options import (
     make_planner,
     render_settings,
 )  # fmt: skip
-from lmd.cli.plan import layout_warnings_to_stderr
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, say_loading
 
 
 @app.command("generate")
@@ -49,33 +53,44 @@ def generate_command(
     seed: Seed = 0,
     no_sam: NoSam = False,
     sam: SamModel = None,
-    sam_checkpoint: SamCheckpoint = None,
+    sam_backend: SamBackend = "auto",
     device: Device = None,
     dtype: Dtype = None,
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    refiner: Refiner = None,
     paper: Paper = False,
 ) -> None:
-    """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png."""
-    from lmd.api import Renderer, generate
+    """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png.
+
+    The layout is printed as soon as the LLM has planned it, before the models load.
+    """
+    from lmd.api import generate
 
     settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
-        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine, paper=paper,
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
+        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
-    renderer = Renderer(settings)
+
+    def planned(plan) -> None:
+        for note in plan.warnings:
+            print(f"warning: {note}", file=sys.stderr)
+        print(plan.layout.to_llm_text(), flush=True)
+        say_loading(settings)
+
     bars = Bars()
     try:
-        with layout_warnings_to_stderr():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LayoutWarning)  # `planned` prints them, in time
             result = generate(
                 caption, seed=seed, out_dir=output, progress=bars, planner=planner,
-                renderer=renderer,
+                on_plan=planned, **dataclasses.asdict(settings),
             )  # fmt: skip
     finally:
         bars.close()
-    print(result.layout.to_llm_text())
     for path in result.files.values():
         print(f"wrote {path}")
+    sys.stdout.flush()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,17 +62,22 @@ Model = Annotated[
     ),
 ]
 Method = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--method",
-        help="lmd (the paper's method), lmd+ (with GLIGEN) or sd (plain Stable Diffusion).",
+        help="lmd (the paper's method, the default), lmd+ (with GLIGEN) or sd (plain Stable "
+        "Diffusion).",
         rich_help_panel=RENDER_PANEL,
     ),
 ]
 Steps = Annotated[
     int | None,
     typer.Option(
-        "--steps", min=1, help="Denoising steps (default 50).", rich_help_panel=RENDER_PANEL
+        "--steps",
+        min=1,
+        max=1000,
+        help="Denoising steps (default 50).",
+        rich_help_panel=RENDER_PANEL,
     ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel=RENDER_PANEL)]
@@ -89,15 +93,17 @@ SamModel = Annotated[
     str | None,
     typer.Option(
         "--sam",
-        help="SAM model: vit_b (default), vit_l, vit_h, a hub id, a folder, or random:tiny.",
+        help="SAM: a hub id (default facebook/sam-vit-base), a transformers SAM folder, a "
+        "segment-anything .pth file, vit_b/vit_l/vit_h, or random:tiny.",
         rich_help_panel=RENDER_PANEL,
     ),
 ]
-SamCheckpoint = Annotated[
-    Path | None,
+SamBackend = Annotated[
+    str,
     typer.Option(
-        "--sam-checkpoint",
-        help="A segment-anything .pth checkpoint (else downloaded once into the cache).",
+        "--sam-backend",
+        help="auto (a .pth file: segment-anything; else transformers), transformers, or "
+        "segment-anything (needs the segment-anything extra).",
         rich_help_panel=RENDER_PANEL,
     ),
 ]
@@ -137,6 +143,15 @@ Refine = Annotated[
         rich_help_panel=RENDER_PANEL,
     ),
 ]
+Refiner = Annotated[
+    str | None,
+    typer.Option(
+        "--refiner",
+        help="Refiner hub id or local folder (default stabilityai/stable-diffusion-xl-refiner-1.0"
+        "); implies --refine.",
+        rich_help_panel=RENDER_PANEL,
+    ),
+]
 Paper = Annotated[
     bool,
     typer.Option(
@@ -171,34 +186,34 @@ def retry_to_stderr(notice) -> None:
 def render_settings(
     *,
     model: str | None,
-    method: str,
+    method: str | None,
     steps: int | None,
     no_sam: bool,
     sam: str | None,
-    sam_checkpoint: Path | None,
+    sam_backend: str = "auto",
     device: str | None,
     dtype: str | None,
     height: int | None,
     width: int | None,
     refine: bool,
+    refiner: str | None = None,
     paper: bool = False,
 ):
+    """`RenderSettings` from the shared flags, checked before any LLM call or model load."""
     from lmd.api import RenderSettings
-    from lmd.models import METHODS
 
-    if method not in METHODS:
-        raise ValueError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     return RenderSettings(
         model=model,
-        method=method,
+        method=method or "lmd",
         steps=steps,
         sam=not no_sam,
         sam_model=sam,
-        sam_checkpoint=None if sam_checkpoint is None else str(sam_checkpoint),
+        sam_backend=sam_backend,
         device=device,
         dtype=dtype,
         height=height,
         width=width,
         refine=refine,
+        refiner_model=refiner,
         paper=paper,
-    )
+    ).check()

@@ -34,3 +34,20 @@ class Bars:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+
+
+def say_loading(settings, file=None) -> None:
+    """One stderr line before the models load: which model, and whether it downloads first."""
+    from lmd.models import is_cached
+
+    model = settings.model_id
+    first = "" if is_cached(model) else " (first use downloads it)"
+    print(f"loading model {model}{first} ...", file=file or sys.stderr, flush=True)
+
+
+def load_renderer(settings):
+    """A `Renderer` for `settings`, saying so on stderr while the models load."""
+    from lmd.api import Renderer
+
+    say_loading(settings)
+    return Renderer(settings)

@@ -17,7 +17,8 @@ from lmd.cli.options import (
     NoSam,
     Paper,
     Refine,
-    SamCheckpoint,
+    Refiner,
+    SamBackend,
     SamModel,
     Seed,
     Steps,
@@ -25,7 +26,7 @@ from lmd.cli.options import (
     render_settings,
 )  # fmt: skip
 from lmd.cli.plan import layout_warnings_to_stderr
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, load_renderer
 
 
 @app.command("render")
@@ -38,41 +39,49 @@ def render_command(
     seed: Seed = 0,
     no_sam: NoSam = False,
     sam: SamModel = None,
-    sam_checkpoint: SamCheckpoint = None,
+    sam_backend: SamBackend = "auto",
     device: Device = None,
     dtype: Dtype = None,
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    refiner: Refiner = None,
     paper: Paper = False,
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
 ) -> None:
-    """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json."""
-    from layouts import LayoutParseError, parse
-    from lmd.api import Renderer, save_outputs
+    """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json.
 
+    LAYOUT.json is a layout file (`lmd plan -o`), JSON or the planner's text format.
+    """
+    from layouts import LayoutParseError, parse
+    from lmd.api import check_out_dir, save_outputs
+
+    # 1. Everything that can be wrong before a model loads.
     try:
         with layout_warnings_to_stderr():
             layout = parse(layout_path.read_text(encoding="utf-8"))
     except LayoutParseError as e:
         raise LayoutParseError(f"{str(layout_path)!r} is not a layout: {e}") from None
     settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
-        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine, paper=paper,
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
+        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
+    check_out_dir(output)
+    # 2. Load, draw, save.
+    renderer = load_renderer(settings)
     bars = Bars()
     try:
-        result = Renderer(settings).render(layout, seed=seed, progress=bars)
+        result = renderer.render(layout, seed=seed, progress=bars)
     finally:
         bars.close()
     files = list(save_outputs(output, result.image, layout).values())
     if save_intermediates and result.box_images:
         files += save_objects(output / "objects", result)
     print(
-        f"{method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
+        f"{settings.method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
         f"{result.unet_forwards} UNet forwards, {result.unet_backwards} backwards"
     )
     for path in files:

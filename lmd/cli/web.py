@@ -26,7 +26,7 @@ from lmd.cli.options import (
     NoCache,
     NoSam,
     Refine,
-    SamCheckpoint,
+    SamBackend,
     SamModel,
     Steps,
     Width,
@@ -89,7 +89,7 @@ def web_command(
     steps: Steps = None,
     no_sam: NoSam = False,
     sam: SamModel = None,
-    sam_checkpoint: SamCheckpoint = None,
+    sam_backend: SamBackend = "auto",
     device: Device = None,
     dtype: Dtype = None,
     height: Height = None,
@@ -107,9 +107,8 @@ def web_command(
     from prompts import default_model
 
     settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam,
-        sam_checkpoint=sam_checkpoint, device=device, dtype=dtype, height=height, width=width,
-        refine=refine,
+        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
+        device=device, dtype=dtype, height=height, width=width, refine=refine,
     )  # fmt: skip
     if seed is not None and not 0 <= seed < 2**31:
         raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")

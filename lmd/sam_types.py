@@ -1,0 +1,61 @@
+"""The SAM interface both backends implement: images and one prompt each -> 3 masks and scores.
+
+The lowest SAM module: `lmd.sam_transformers` and `lmd.sam_meta` import it, and `lmd.sam`
+(which picks a backend) imports them; nothing here imports a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+from PIL import Image
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]
+
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+"""The three published SAM sizes; each backend maps them to its own weights."""
+
+
+class Segmenter(Protocol):
+    """Segment each image from one point or one box (pixel coordinates, boxes xyxy).
+
+    Returns `(masks, scores)`: masks bool `[B, 3, H, W]` at the images' size and SAM's
+    predicted IoU as float32 `[B, 3]`, on the segmenter's device. Exactly one of `points`
+    and `boxes` is given, one per image; all images go through the image encoder as one batch.
+    """
+
+    backend: str
+
+    def segment(
+        self,
+        images: Sequence[Image.Image],
+        *,
+        points: Sequence[Point] | None = None,
+        boxes: Sequence[Box] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def check_prompts(
+    images: Sequence[Image.Image], points: Sequence[Point] | None, boxes: Sequence[Box] | None
+) -> tuple[int, int]:
+    """Validate a `segment` call; return the images' common `(height, width)`."""
+    if not images:
+        raise ValueError("`images` must hold at least one image but is empty")
+    if (points is None) == (boxes is None):
+        raise ValueError("pass exactly one of `points` and `boxes` (one prompt per image)")
+    prompts = points if points is not None else boxes
+    name, width = ("points", 2) if points is not None else ("boxes", 4)
+    if len(prompts) != len(images):
+        raise ValueError(
+            f"`{name}` must hold one prompt per image: {len(prompts)} for {len(images)} images"
+        )
+    if any(len(p) != width for p in prompts):
+        raise ValueError(f"each of `{name}` must have {width} numbers but got {list(prompts)}")
+    sizes = {image.size for image in images}
+    if len(sizes) != 1:
+        raise ValueError(f"all `images` must have the same size but have {sorted(sizes)}")
+    width_px, height_px = sizes.pop()
+    return height_px, width_px
