@@ -87,11 +87,12 @@ class RenderSettings:
         Checks the method, steps, size, device and dtype, and that each model can be found:
         random model names, local folders, and hub ids in the cache (or, online, on the hub).
         """
-        from lmd.models import METHODS, REFINER_MODEL, check_source, resolve_device, resolve_dtype
+        from lmd import models
         from lmd.sam import sam_choice
 
-        if self.method not in METHODS:
-            raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {self.method!r}")
+        if self.method not in models.METHODS:
+            methods = ", ".join(models.METHODS)
+            raise ValueError(f"`method` must be one of {methods} but is {self.method!r}")
         steps = self.steps
         if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
             raise ValueError(
@@ -101,18 +102,19 @@ class RenderSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0 or value % 8):
                 raise ValueError(f"`{name}` must be a positive multiple of 8 but is {value!r}")
-        resolve_dtype(self.dtype, resolve_device(self.device))
-        check_source(self.model_id)
+        models.resolve_dtype(self.dtype, models.resolve_device(self.device))
+        models.check_source(self.model_id)
+        models.check_model_fits(self.model_id, self.method)
         if self.sam and self.method != "sd":
             backend, source = sam_choice(self.sam_spec, self.sam_backend)
             if backend == "transformers" and not source.startswith("random:"):
-                check_source(
+                models.check_source(
                     source, what="SAM model", kind="transformers SAM", argument="sam_model",
                     required_file="config.json",
                 )  # fmt: skip
         if self.refines:
-            check_source(
-                self.refiner_model or REFINER_MODEL, what="refiner model",
+            models.check_source(
+                self.refiner_model or models.REFINER_MODEL, what="refiner model",
                 argument="refiner_model",
             )  # fmt: skip
         return self

@@ -1,6 +1,7 @@
 """Turn a model name into ready stage-2 components: device, dtype and the SD/GLIGEN pipeline.
 
-A model is `random:tiny` / `random:sd15` (random weights, see `random_pipeline`), a hub id
+A model is `random:tiny` / `random:sd15` / `random:sd2-tiny` / `random:sdxl-tiny` /
+`random:sdxl` (random weights, see `random_pipeline`), a hub id
 (`owner/name`, from the local cache when offline) or a local diffusers pipeline folder (one
 with `model_index.json`). Every failure to load becomes one `ModelLoadError` sentence that
 names the model and says what to do; huggingface tracebacks never reach the user.
@@ -8,6 +9,7 @@ names the model and says what to do; huggingface tracebacks never reach the user
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from layouts.errors import LmdError
-from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline
+from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, is_xl
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 GLIGEN_MODEL = "gligen/diffusers-generation-text-box"
@@ -97,10 +99,13 @@ def load_pipeline(
     dtype: str | torch.dtype | None = None,
     seed: int = 0,
 ):
-    """A Stable Diffusion pipeline (GLIGEN for `lmd+`) with a DDIM scheduler, on `device`.
+    """A diffusers text-to-image pipeline (SD 1.x, SD 2.x or SDXL; a GLIGEN-gated UNet for
+    `lmd+`) with a DDIM scheduler from its own scheduler config, on `device`.
 
-    `model` is `random:tiny`/`random:sd15`, a hub id or a local diffusers folder; `None` means
-    `default_model(method)`. `seed` only matters for random models.
+    `model` is a `random:` model (see `random_pipeline`), a hub id or a local diffusers
+    folder; `None` means `default_model(method)`. `seed` only matters for random models.
+    Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL fails
+    before anything loads when the folder or random model says it is SDXL.
     """
     _check_method(method)
     model = default_model(method) if model is None else str(model)
@@ -113,29 +118,83 @@ def load_pipeline(
         if name not in RANDOM_MODELS:
             choices = ", ".join(RANDOM_PREFIX + n for n in RANDOM_MODELS)
             raise ModelLoadError(f"unknown random model {model!r}; choose one of {choices}")
+        if gligen and is_xl(name):
+            raise ModelLoadError(no_gligen_for_sdxl(model))
         pipe = build_random_pipeline(
             name, gligen=gligen, seed=seed, device=torch_device, dtype=torch_dtype
         )
     else:
-        from diffusers import StableDiffusionGLIGENPipeline, StableDiffusionPipeline
-
-        cls = StableDiffusionGLIGENPipeline if gligen else StableDiffusionPipeline
         pipe = from_pretrained(
-            cls.from_pretrained,
+            lambda source, **kw: _load_diffusers(source, gligen=gligen, model=model, **kw),
             model,
             **dtype_kwarg(torch_dtype),
-            safety_checker=None,
-            requires_safety_checker=False,
         )
         pipe = _move(pipe, model, torch_device)  # the dtype was applied while loading
 
     from diffusers import DDIMScheduler
 
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if gligen and getattr(pipe, "text_encoder_2", None) is not None:
+        raise ModelLoadError(no_gligen_for_sdxl(model))
     if method != "sd":
         check_unet(pipe.unet, model, gated=gligen)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def check_model_fits(model: str, method: str) -> None:
+    """Raise `ModelLoadError` when `method` surely cannot run on `model`, known without
+    loading it: `lmd+` on an SDXL random model, folder or cached hub id (no GLIGEN weights)."""
+    if method != "lmd+":
+        return
+    if model.startswith(RANDOM_PREFIX):
+        name = model.removeprefix(RANDOM_PREFIX)
+        xl = name in RANDOM_MODELS and is_xl(name)
+    else:
+        index = Path(model).expanduser() / "model_index.json"
+        if not looks_local(model):
+            from huggingface_hub import try_to_load_from_cache
+
+            try:
+                cached = try_to_load_from_cache(model, "model_index.json")
+            except Exception:  # not a valid hub id: the load reports it
+                cached = None
+            index = Path(cached) if isinstance(cached, str) else None
+        try:
+            xl = index is not None and "text_encoder_2" in json.loads(index.read_text())
+        except (OSError, ValueError):
+            xl = False
+    if xl:
+        raise ModelLoadError(no_gligen_for_sdxl(model))
+
+
+def no_gligen_for_sdxl(model: str) -> str:
+    return (
+        f"model {model!r} is SDXL, and `method='lmd+'` needs GLIGEN weights, which exist "
+        "publicly for SD 1.x only; use `method='lmd'` on SDXL"
+    )
+
+
+def _load_diffusers(source: str, *, gligen: bool, model: str, **kwargs: Any):
+    """Load a pipeline folder or hub id through the class its `model_index.json` names.
+
+    GLIGEN folders name the deprecated `StableDiffusionGLIGENPipeline`; their components are
+    a Stable Diffusion pipeline's with a gated UNet, so they load as `StableDiffusionPipeline`.
+    """
+    from diffusers import DiffusionPipeline, StableDiffusionPipeline
+
+    index = DiffusionPipeline.load_config(source)
+    names = set(index)
+    if gligen and "text_encoder_2" in names:
+        raise ModelLoadError(no_gligen_for_sdxl(model))
+    if "safety_checker" in names:  # stage 2 never runs it
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    for unused in ("feature_extractor", "image_encoder"):
+        if unused in names:
+            kwargs[unused] = None
+    if index.get("_class_name") == "StableDiffusionGLIGENPipeline":
+        return StableDiffusionPipeline.from_pretrained(source, **kwargs)
+    return DiffusionPipeline.from_pretrained(source, **kwargs)
 
 
 def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
@@ -226,6 +285,8 @@ def from_pretrained(
     if looks_local(model):
         try:
             return load(str(Path(model).expanduser()), **kwargs)
+        except ModelLoadError:
+            raise
         except Exception as exc:
             raise ModelLoadError(
                 f"could not load {what} folder {model!r}: {one_line(exc)}; check that it was "
@@ -233,6 +294,8 @@ def from_pretrained(
             ) from exc
     try:
         return load(model, **kwargs)
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise _hub_error(model, exc, what=what, hint=hint) from exc
 

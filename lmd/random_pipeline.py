@@ -1,7 +1,11 @@
 """SD-shaped pipelines with random weights, built from configs the project carries.
 
-`random:sd15` has Stable Diffusion 1.5's exact shapes (UNet, VAE, CLIP text encoder), so
-speed can be measured without downloading weights; `random:tiny` has toy widths for tests.
+`random:sd15` and `random:sdxl` have Stable Diffusion 1.5's and SDXL base's exact shapes
+(UNet, VAE, text encoders), so speed can be measured without downloading weights;
+`random:tiny` (SD 1.x), `random:sd2-tiny` (SD 2.x: linear projections, gelu text encoder,
+v-prediction) and `random:sdxl-tiny` (SDXL: two text encoders, pooled embeddings and size ids)
+have toy widths for tests. A config with a `text_encoder_2` builds a
+`StableDiffusionXLPipeline`, any other a `StableDiffusionPipeline`.
 The tokenizer is a real CLIP byte-level BPE whose merges are built from `words.txt` (most of
 those words become one or two tokens; any other text is spelt from byte tokens).
 """
@@ -15,8 +19,13 @@ from importlib import resources
 import torch
 
 RANDOM_PREFIX = "random:"
-RANDOM_MODELS = ("sd15", "tiny")
+RANDOM_MODELS = ("sd15", "tiny", "sd2-tiny", "sdxl-tiny", "sdxl")
 _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def is_xl(name: str) -> bool:
+    """Whether random model `name` is SDXL-shaped (two text encoders)."""
+    return "text_encoder_2" in _config(name)
 
 
 def _config(name: str) -> dict:
@@ -78,38 +87,44 @@ def build_random_pipeline(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ):
-    """A `StableDiffusionPipeline` (or the GLIGEN one) with random weights of a carried shape."""
+    """A `StableDiffusionPipeline` (GLIGEN-gated UNet with `gligen`) or, for an SDXL config, a
+    `StableDiffusionXLPipeline`, with random weights of a carried shape."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
-        StableDiffusionGLIGENPipeline,
         StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     cfg = _config(name)
+    xl = "text_encoder_2" in cfg
+    if gligen and xl:
+        raise ValueError(f"random:{name} is SDXL-shaped: GLIGEN (lmd+) has no SDXL weights")
     tokenizer = build_tokenizer()
-    generator_state = torch.random.get_rng_state()
-    try:
+
+    def text_config(key: str) -> CLIPTextConfig:
+        te = dict(cfg[key], vocab_size=max(len(tokenizer), 49408))
+        return CLIPTextConfig(**te, eos_token_id=tokenizer.eos_token_id)
+
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet_cfg = dict(cfg["unet"], attention_type="gated" if gligen else "default")
         unet = UNet2DConditionModel(**unet_cfg)
         vae = AutoencoderKL(**cfg["vae"])
-        te_cfg = dict(cfg["text_encoder"], vocab_size=max(len(tokenizer), 49408))
-        text_encoder = CLIPTextModel(CLIPTextConfig(**te_cfg, eos_token_id=tokenizer.eos_token_id))
-    finally:
-        torch.random.set_rng_state(generator_state)
+        text_encoder = CLIPTextModel(text_config("text_encoder"))
+        text_encoder_2 = CLIPTextModelWithProjection(text_config("text_encoder_2")) if xl else None
     scheduler = DDIMScheduler(**{k: v for k, v in cfg["scheduler"].items() if k != "_class_name"})
-    cls = StableDiffusionGLIGENPipeline if gligen else StableDiffusionPipeline
-    pipe = cls(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet)
+    if xl:
+        pipe = StableDiffusionXLPipeline(
+            **parts, text_encoder_2=text_encoder_2, tokenizer_2=build_tokenizer(),
+            scheduler=scheduler, add_watermarker=False,
+        )  # fmt: skip
+    else:
+        pipe = StableDiffusionPipeline(
+            **parts, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False,
+        )  # fmt: skip
     return pipe.to(device=device, dtype=dtype)

@@ -86,9 +86,10 @@ def test_tiny_pipe_is_sd_with_ddim(tiny_pipe):
 
 
 def test_random_tiny_lmd_plus_is_gated(tiny_gligen_pipe):
-    from diffusers import StableDiffusionGLIGENPipeline
+    # A Stable Diffusion pipeline holding a gated UNet; not diffusers' deprecated GLIGEN class.
+    from diffusers import StableDiffusionPipeline
 
-    assert isinstance(tiny_gligen_pipe, StableDiffusionGLIGENPipeline)
+    assert type(tiny_gligen_pipe) is StableDiffusionPipeline
     assert is_gated(tiny_gligen_pipe.unet)
     assert tiny_gligen_pipe.unet.config.attention_type == "gated"
 

@@ -4,68 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError
-from lmd.random_pipeline import build_tokenizer
 from lmd.refiner import Refiner, load_refiner
-
-
-@pytest.fixture(scope="module")
-def tiny_refiner_dir(tmp_path_factory):
-    """An SDXL-refiner-shaped img2img pipeline (one text encoder, aesthetic score), toy widths."""
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionXLImg2ImgPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    torch.manual_seed(0)
-    tokenizer = build_tokenizer()
-    text_config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        projection_dim=32,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=2,
-        norm_num_groups=8,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=32 + 5 * 8,  # pooled text + 5 time ids
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=4,
-    )
-    pipe = StableDiffusionXLImg2ImgPipeline(
-        vae=vae,
-        text_encoder=None,
-        text_encoder_2=CLIPTextModelWithProjection(text_config),
-        tokenizer=None,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear", steps_offset=1),
-        requires_aesthetics_score=True,
-    )
-    path = tmp_path_factory.mktemp("models") / "tiny-refiner"
-    pipe.save_pretrained(path)
-    return path
 
 
 def test_refiner_from_local_folder(tiny_refiner_dir):

@@ -2,7 +2,8 @@
 
 Hooked layers are chosen by position in the UNet, so any SD-shaped UNet works:
 - guidance layers: every cross-attention layer of the mid block and of the first up block
-  that has cross-attention (SD 1.x at 512 px: 8x8 and 16x16);
+  that has cross-attention (SD 1.x at 512 px: 8x8 and 16x16), or of its first stacks only
+  (a model family's choice, see `family.py`);
 - the mask layer: the last cross-attention layer of the last down block that has
   cross-attention (SD 1.x at 512 px: `down_blocks.2.attentions.1`, 16x16).
 
@@ -33,18 +34,19 @@ class HookedLayers:
     mask: str
 
 
-def find_hooked_layers(unet) -> HookedLayers:
-    """Pick the guidance and mask layers of an SD-shaped UNet by position."""
+def find_hooked_layers(unet, up_stacks: int | None = None) -> HookedLayers:
+    """Pick the guidance and mask layers of an SD-shaped UNet by position; `up_stacks` limits
+    the first up block's guided transformer stacks to its first ones (None: all)."""
 
-    def cross_attn(prefix: str, block) -> list[str]:
+    def cross_attn(prefix: str, block, stacks: int | None = None) -> list[str]:
         names = []
-        for i, transformer in enumerate(getattr(block, "attentions", None) or []):
+        for i, transformer in enumerate((getattr(block, "attentions", None) or [])[:stacks]):
             for j, _ in enumerate(getattr(transformer, "transformer_blocks", [])):
                 names.append(f"{prefix}.attentions.{i}.transformer_blocks.{j}.attn2")
         return names
 
     mid = cross_attn("mid_block", unet.mid_block) if unet.mid_block is not None else []
-    ups = [cross_attn(f"up_blocks.{i}", b) for i, b in enumerate(unet.up_blocks)]
+    ups = [cross_attn(f"up_blocks.{i}", b, up_stacks) for i, b in enumerate(unet.up_blocks)]
     first_up = next((names for names in ups if names), [])
     downs = [cross_attn(f"down_blocks.{i}", b) for i, b in enumerate(unet.down_blocks)]
     last_down = next((names for names in reversed(downs) if names), [])

@@ -22,11 +22,12 @@ import torch
 from PIL import Image
 
 from layouts.model import Layout
-from lmd.controller.attention import AttentionStore, find_hooked_layers, installed
+from lmd.controller.attention import AttentionStore, installed
 from lmd.controller.cache import BoxCache, BoxKey, BoxResult
 from lmd.controller.compose import compose, shift, shift_flat
 from lmd.controller.config import METHODS, LMDConfig
 from lmd.controller.engine import Callback, Counts, Run, is_gligen
+from lmd.controller.family import family_of
 from lmd.controller.masks import centring_offset, shift_unit
 from lmd.controller.noise import centred, gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
@@ -72,7 +73,8 @@ class Controller:
         self.segmenter = segmenter
         self.refine = refine
         self.model_id = model_id or f"{type(pipe.unet).__name__}@{id(pipe):x}"
-        self.layers = find_hooked_layers(pipe.unet)
+        self.family = family_of(pipe)
+        self.layers = self.family.hooked_layers(pipe.unet)
 
     @property
     def vae_scale(self) -> int:
@@ -90,6 +92,11 @@ class Controller:
             raise ValueError(f"`layout` must be a layouts.Layout but is {type(layout).__name__}")
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {method!r}")
+        if method == "lmd+" and not self.family.gligen:
+            raise ValueError(
+                f"`method` 'lmd+' needs GLIGEN weights, and there are none public for "
+                f"{self.family.label}; use method 'lmd'"
+            )
         if method == "lmd+" and not is_gligen(self.pipe.unet):
             raise ValueError(
                 "`method` 'lmd+' needs a GLIGEN UNet (attention_type='gated'); load the model "
@@ -135,7 +142,10 @@ class Controller:
         cfg = self.config
         latent_hw = (height // self.vae_scale, width // self.vae_scale)
         store = AttentionStore(self.layers)
-        run = Run(self.pipe, cfg, method, store, (height, width), latent_hw, callback, trace=trace)
+        run = Run(
+            self.pipe, cfg, method, store, (height, width), latent_hw, callback, trace=trace,
+            family=self.family,
+        )  # fmt: skip
         seeds = _seeds(seed, scaled, object_seeds, cfg)
         channels = self.pipe.unet.config.in_channels
         background_noise = gaussian(seed, (channels, *latent_hw))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -17,6 +16,7 @@ from lmd.controller.attention import AttentionStore, StopForward
 from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.energy import guidance_update, noise_level
+from lmd.controller.family import Family, family_of
 from lmd.controller.trace import Trace
 
 Callback = Callable[[str, int, int], None]
@@ -46,6 +46,11 @@ class Run:
     callback: Callback | None = None
     counts: Counts = field(default_factory=Counts)
     trace: Trace | None = None
+    family: Family | None = None  # read off the pipeline when not given
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            self.family = family_of(self.pipe)
 
     def emit(self, name: str, value: torch.Tensor, step: int | None = None) -> None:
         """Report a named intermediate to the trace, if there is one (see `trace.py`)."""
@@ -80,16 +85,9 @@ class Run:
 
     # Text.
     def encode(self, texts: list[str]) -> Conditioning:
-        tok = self.pipe.tokenizer
-        ids = tok(
-            texts,
-            padding="max_length",
-            max_length=tok.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        """One conditioning row per text, encoded as the model family does."""
         with torch.no_grad():
-            return Conditioning(self.pipe.text_encoder(ids.to(self.device))[0].to(self.dtype))
+            return self.family.encode(self.pipe, texts, self.image_hw, self.device, self.dtype)
 
     def pooled(self, texts: list[str]) -> torch.Tensor:
         tok = self.pipe.tokenizer
@@ -195,11 +193,20 @@ class Run:
 
     # Images.
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        """Latents to images with the pipeline's VAE and image processor. A VAE that overflows
+        in fp16 (`force_upcast`, SDXL's) decodes in fp32, as the SDXL pipeline does."""
         vae = self.pipe.vae
-        with torch.no_grad():
-            x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor)[0]
-        x = (x.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-        return [Image.fromarray(a) for a in (x * 255).round().astype(np.uint8)]
+        upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        dtype = vae.dtype
+        try:
+            if upcast:
+                vae.to(torch.float32)
+            with torch.no_grad():
+                x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor)[0]
+        finally:
+            if upcast:
+                vae.to(dtype)
+        return self.pipe.image_processor.postprocess(x.float(), output_type="pil")
 
 
 def is_gligen(unet) -> bool:
