@@ -69,9 +69,16 @@ class RenderSettings:
         return self.model or default_model(self.method)
 
     @property
+    def segments(self) -> bool:
+        """Whether SAM refines the masks (`sam`, and a method that masks boxes)."""
+        from lmd.controller.methods import get_method
+
+        return self.sam and get_method(self.method).uses_sam
+
+    @property
     def sam_spec(self) -> str | None:
         """The SAM model used, or None without SAM (no SAM download for random models)."""
-        if not self.sam or self.method == "sd":
+        if not self.segments:
             return None
         if self.sam_model is None and self.model_id.startswith("random:"):
             return "random:tiny"
@@ -88,11 +95,10 @@ class RenderSettings:
         random model names, local folders, and hub ids in the cache (or, online, on the hub).
         """
         from lmd import models
+        from lmd.controller.methods import get_method
         from lmd.sam import sam_choice
 
-        if self.method not in models.METHODS:
-            methods = ", ".join(models.METHODS)
-            raise ValueError(f"`method` must be one of {methods} but is {self.method!r}")
+        get_method(self.method)  # a registered method (the message names them)
         steps = self.steps
         if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
             raise ValueError(
@@ -105,7 +111,7 @@ class RenderSettings:
         models.resolve_dtype(self.dtype, models.resolve_device(self.device))
         models.check_source(self.model_id)
         models.check_model_fits(self.model_id, self.method)
-        if self.sam and self.method != "sd":
+        if self.segments:
             backend, source = sam_choice(self.sam_spec, self.sam_backend)
             if backend == "transformers" and not source.startswith("random:"):
                 models.check_source(
@@ -133,7 +139,7 @@ def load_controller(settings: RenderSettings) -> Controller:
             dtype=settings.dtype,
         )  # fmt: skip
         segmenter = None
-        if settings.sam and settings.method != "sd":
+        if settings.segments:
             from lmd.sam import load_segmenter
 
             segmenter = load_segmenter(

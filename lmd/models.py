@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 import torch
 
 from layouts.errors import LmdError
+from lmd.controller.methods import get_method
+from lmd.controller.methods.lmd_plus import GLIGEN_MODEL
 from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, is_xl
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-GLIGEN_MODEL = "gligen/diffusers-generation-text-box"
 REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
-METHODS = ("lmd", "lmd+", "sd")
 HUB_CHECK_TIMEOUT_S = 5.0
 
 _DTYPES = {
@@ -45,9 +45,8 @@ class ModelLoadError(LmdError):
 
 
 def default_model(method: str = "lmd") -> str:
-    """The published model for a method: GLIGEN for `lmd+`, SD 1.5 otherwise."""
-    _check_method(method)
-    return GLIGEN_MODEL if method == "lmd+" else SD15_MODEL
+    """The published model for a method: its own (GLIGEN for `lmd+`), else SD 1.5."""
+    return get_method(method).default_model or SD15_MODEL
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -107,11 +106,11 @@ def load_pipeline(
     Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL fails
     before anything loads when the folder or random model says it is SDXL.
     """
-    _check_method(method)
+    spec = get_method(method)
     model = default_model(method) if model is None else str(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    gligen = method == "lmd+"
+    gligen = spec.gated_unet
 
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
@@ -119,13 +118,13 @@ def load_pipeline(
             choices = ", ".join(RANDOM_PREFIX + n for n in RANDOM_MODELS)
             raise ModelLoadError(f"unknown random model {model!r}; choose one of {choices}")
         if gligen and is_xl(name):
-            raise ModelLoadError(no_gligen_for_sdxl(model))
+            raise ModelLoadError(no_gligen_for_sdxl(model, spec.name))
         pipe = build_random_pipeline(
             name, gligen=gligen, seed=seed, device=torch_device, dtype=torch_dtype
         )
     else:
         pipe = from_pretrained(
-            lambda source, **kw: _load_diffusers(source, gligen=gligen, model=model, **kw),
+            lambda source, **kw: _load_diffusers(source, method=spec, model=model, **kw),
             model,
             **dtype_kwarg(torch_dtype),
         )
@@ -135,9 +134,9 @@ def load_pipeline(
 
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     if gligen and getattr(pipe, "text_encoder_2", None) is not None:
-        raise ModelLoadError(no_gligen_for_sdxl(model))
-    if method != "sd":
-        check_unet(pipe.unet, model, gated=gligen)
+        raise ModelLoadError(no_gligen_for_sdxl(model, spec.name))
+    if spec.grounded:
+        check_unet(pipe.unet, model, gated=gligen, method=spec.name)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -145,7 +144,7 @@ def load_pipeline(
 def check_model_fits(model: str, method: str) -> None:
     """Raise `ModelLoadError` when `method` surely cannot run on `model`, known without
     loading it: `lmd+` on an SDXL random model, folder or cached hub id (no GLIGEN weights)."""
-    if method != "lmd+":
+    if not get_method(method).gated_unet:
         return
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
@@ -165,17 +164,17 @@ def check_model_fits(model: str, method: str) -> None:
         except (OSError, ValueError):
             xl = False
     if xl:
-        raise ModelLoadError(no_gligen_for_sdxl(model))
+        raise ModelLoadError(no_gligen_for_sdxl(model, method))
 
 
-def no_gligen_for_sdxl(model: str) -> str:
+def no_gligen_for_sdxl(model: str, method: str) -> str:
     return (
-        f"model {model!r} is SDXL, and `method='lmd+'` needs GLIGEN weights, which exist "
+        f"model {model!r} is SDXL, and `method='{method}'` needs GLIGEN weights, which exist "
         "publicly for SD 1.x only; use `method='lmd'` on SDXL"
     )
 
 
-def _load_diffusers(source: str, *, gligen: bool, model: str, **kwargs: Any):
+def _load_diffusers(source: str, *, method, model: str, **kwargs: Any):
     """Load a pipeline folder or hub id through the class its `model_index.json` names.
 
     GLIGEN folders name the deprecated `StableDiffusionGLIGENPipeline`; their components are
@@ -185,8 +184,8 @@ def _load_diffusers(source: str, *, gligen: bool, model: str, **kwargs: Any):
 
     index = DiffusionPipeline.load_config(source)
     names = set(index)
-    if gligen and "text_encoder_2" in names:
-        raise ModelLoadError(no_gligen_for_sdxl(model))
+    if method.gated_unet and "text_encoder_2" in names:
+        raise ModelLoadError(no_gligen_for_sdxl(model, method.name))
     if "safety_checker" in names:  # stage 2 never runs it
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     for unused in ("feature_extractor", "image_encoder"):
@@ -197,7 +196,7 @@ def _load_diffusers(source: str, *, gligen: bool, model: str, **kwargs: Any):
     return DiffusionPipeline.from_pretrained(source, **kwargs)
 
 
-def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
+def check_unet(unet: Any, model: str, *, gated: bool = False, method: str = "lmd+") -> None:
     """Raise `ModelLoadError` unless `unet` is SD-shaped (and gated, when `gated`)."""
     has_mid = _has_cross_attention(getattr(unet, "mid_block", None))
     has_up = any(_has_cross_attention(block) for block in getattr(unet, "up_blocks", []))
@@ -208,7 +207,7 @@ def check_unet(unet: Any, model: str, *, gated: bool = False) -> None:
         )
     if gated and not is_gated(unet):
         raise ModelLoadError(
-            f"model {model!r} has no GLIGEN gated attention, which `method='lmd+'` needs; use "
+            f"model {model!r} has no GLIGEN gated attention, which `method='{method}'` needs; use "
             f"{GLIGEN_MODEL!r} (or another GLIGEN model) or `method='lmd'`"
         )
 
@@ -307,11 +306,6 @@ def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     except ImportError:
         return {"torch_dtype": dtype}
     return {"dtype": dtype}
-
-
-def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {method!r}")
 
 
 def looks_local(model: str) -> bool:

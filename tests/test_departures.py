@@ -19,8 +19,9 @@ import torch
 from lmd.controller import LMDConfig
 from lmd.controller.compose import compose
 from lmd.controller.masks import centring_offset, point_prompt, resize_masks, shift_unit
+from lmd.controller.methods.lmd_plus import PlusSettings, grounding
 from lmd.controller.noise import Cells, object_seeds
-from lmd.controller.overall import OverallObject, PlacedBox, grounding
+from lmd.controller.overall import OverallObject, PlacedBox
 from lmd.controller.prompts import TokenRule, Tokens, box_tokens, overall_phrases, overall_tokens
 from lmd.controller.trace import TraceRecorder
 from tests.fixtures_parity import render
@@ -121,7 +122,7 @@ def test_the_recordings_cannot_show_the_other_departures():
             up = torch.nn.functional.interpolate(mask[None, None].float(), size=(256, 256))[0, 0]
             assert torch.equal(resize_masks(up.bool(), (32, 32), "bilinear"), mask)
             assert torch.equal(resize_masks(up.bool(), (32, 32), "area"), mask)
-        assert len(names) < LMDConfig().gligen_max_objects  # gligen_keep
+        assert len(names) < PlusSettings().max_objects  # gligen_keep
 
 
 @pytest.mark.parity

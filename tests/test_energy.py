@@ -14,6 +14,7 @@ from lmd.controller.energy import (
     total_energy,
     transfer_loss,
 )
+from lmd.controller.methods import get_method
 
 H = W = 8
 P = H * W
@@ -133,7 +134,9 @@ def test_update_and_noise_level():
 
 def test_config_defaults_are_the_published_ones():
     c = LMDConfig()
-    assert (c.steps, c.cfg_scale, c.fg_blend_ratio, c.fg_blend_ratio_plus) == (50, 7.5, 0.01, 0.1)
+    lmd, plus = get_method("lmd").settings, get_method("lmd+").settings
+    assert (c.steps, c.cfg_scale, lmd.blend_ratio, plus.blend_ratio) == (50, 7.5, 0.01, 0.1)
+    assert (lmd.box_guidance, plus.box_guidance, plus.max_objects) == (True, False, 30)
     assert (c.fg_weight, c.bg_weight, c.topk_ratio, c.loss_scale) == (1.0, 4.0, 0.2, 5.0)
     assert (c.guidance_until, c.loss_threshold, c.frozen_steps, c.transfer_weight) == (
         30,
@@ -142,7 +145,7 @@ def test_config_defaults_are_the_published_ones():
         2.0,
     )
     assert [c.iterations(i) for i in range(31)] == [4] * 5 + [3] * 5 + [2] * 10 + [1] * 10 + [0]
-    assert (c.mask_attn_from, c.gaussian_sigma, c.gligen_steps) == (10, 1.5, 20)
+    assert (c.mask_attn_from, c.gaussian_sigma, plus.gligen_steps(c.steps)) == (10, 1.5, 20)
     assert (c.sam_min_confidence, c.sam_min_coarse_iou, c.coarse_threshold) == (0.85, 0.25, 0.25)
     short = c.replace(steps=25)  # step-indexed settings scale with the step count
     assert (short.guidance_until, short.mask_attn_from, short.iterations(0)) == (15, 5, 4)

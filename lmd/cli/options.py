@@ -56,8 +56,9 @@ Model = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Hub id or local diffusers folder (default: SD 1.5, or GLIGEN for lmd+); "
-        "random:tiny / random:sd15 for random weights.",
+        help="Hub id or local diffusers folder, SD 1.x, 2.x or SDXL (default: SD 1.5, or "
+        "GLIGEN for lmd+); random:tiny / random:sd15 / random:sd2-tiny / random:sdxl-tiny / "
+        "random:sdxl for random weights.",
         rich_help_panel=RENDER_PANEL,
     ),
 ]

@@ -6,11 +6,12 @@ results between renders for editing; `render(..., trace=TraceRecorder())` report
 """
 
 from lmd.controller.cache import BoxCache, BoxKey, BoxResult
-from lmd.controller.config import METHODS, LMDConfig
+from lmd.controller.config import LMDConfig
 from lmd.controller.controller import Controller, RenderResult
+from lmd.controller.methods import Method, get_method, method_names, register
 from lmd.controller.trace import Trace, TraceRecorder
 
 __all__ = [
-    "METHODS", "BoxCache", "BoxKey", "BoxResult", "Controller", "LMDConfig", "RenderResult",
-    "Trace", "TraceRecorder",
+    "BoxCache", "BoxKey", "BoxResult", "Controller", "LMDConfig", "Method", "RenderResult",
+    "Trace", "TraceRecorder", "get_method", "method_names", "register",
 ]  # fmt: skip

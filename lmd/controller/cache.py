@@ -28,7 +28,7 @@ class BoxKey:
     background_seed: int
     background: str
     negative: str
-    method: str
+    method: object  # the `Method` with its settings (frozen, so hashable)
     latent_hw: tuple[int, int]
     config: LMDConfig
 

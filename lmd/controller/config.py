@@ -28,8 +28,6 @@ QUALITY_NEGATIVE = (
 PER_BOX_NEGATIVE = "two, many, group, occlusion, occluded, side, border, collate"
 PUBLISHED_ITERATIONS = (4,) * 5 + (3,) * 5 + (2,) * 5 + (2,) * 5 + (1,) * 10
 
-METHODS = ("lmd", "lmd+", "sd")
-
 # What the paper's code (TonyLianLong/LLM-groundedDiffusion) does, for every departure field.
 PAPER: dict[str, Any] = {
     "energy_tokens": "phrase",
@@ -70,9 +68,7 @@ class LMDConfig:
     cfg_scale: float = 7.5
     reference_steps: int = 50  # the step count the step-indexed settings below are written for
 
-    # Noise: inside a box, bg * sqrt(1 - r) + fg * sqrt(r).
-    fg_blend_ratio: float = 0.01  # r for LMD
-    fg_blend_ratio_plus: float = 0.1  # r for LMD+
+    # Noise (the blend ratio inside a box is the method's setting, see `methods/`).
     fg_seed_start: int = 20  # object_seed_rule "index": object k gets fg_seed_start + k
 
     # Energy (Eq. 2 of the paper) and the guidance update.
@@ -83,8 +79,6 @@ class LMDConfig:
     loss_threshold: float = 5.0  # no update while the energy is at or below this
     guidance_steps: int = 30  # guidance for step index < this (of reference_steps)
     guidance_iterations: tuple[int, ...] = PUBLISHED_ITERATIONS  # max updates per step index
-    per_box_guidance: bool = True  # LMD guides each box's own generation
-    per_box_guidance_plus: bool = False  # LMD+ leaves it to GLIGEN
     overall_guidance: bool = True
     transfer_weight: float = 2.0  # attention transfer (L1 to the per-box attention)
     transfer_eps: float = 1e-5
@@ -100,10 +94,6 @@ class LMDConfig:
     coarse_threshold: float = 0.25
     sam_min_confidence: float = 0.85
     sam_min_coarse_iou: float = 0.25
-
-    # LMD+ (GLIGEN).
-    gligen_ratio: float = 0.4  # grounding tokens on for the first 40% of steps
-    gligen_max_objects: int = 30  # GLIGEN's trained number of grounding slots
 
     # Prompts.
     quality_negative: str = QUALITY_NEGATIVE
@@ -146,11 +136,8 @@ class LMDConfig:
         checks = {
             "steps": self.steps >= 1,
             "cfg_scale": self.cfg_scale >= 0,
-            "fg_blend_ratio": 0 <= self.fg_blend_ratio <= 1,
-            "fg_blend_ratio_plus": 0 <= self.fg_blend_ratio_plus <= 1,
             "topk_ratio": 0 < self.topk_ratio <= 1,
             "frozen_ratio": 0 <= self.frozen_ratio <= 1,
-            "gligen_ratio": 0 <= self.gligen_ratio <= 1,
             "guidance_iterations": len(self.guidance_iterations) > 0,
             "box_batch_size": self.box_batch_size >= 1,
             "shift_grid": self.shift_grid >= 1,
@@ -181,10 +168,14 @@ class LMDConfig:
     def replace(self, **changes) -> LMDConfig:
         return dataclasses.replace(self, **changes)
 
-    def per_box_view(self, method: str) -> LMDConfig:
-        """This config with every setting the per-box generation of `method` ignores reset to
-        its default: equal views mean equal per-box results (the cache keys on the view)."""
-        ignored = OVERALL_ONLY + (() if self.box_guidance(method) else GUIDANCE_ONLY)
+    def per_box_view(self, method) -> LMDConfig:
+        """This config with every setting the per-box generation of `method` (a name or a
+        `Method`) ignores reset to its default: equal views (and equal methods) mean equal
+        per-box results (the cache keys on both)."""
+        from lmd.controller.methods import get_method
+
+        guided = getattr(get_method(method).settings, "box_guidance", True)
+        ignored = OVERALL_ONLY + (() if guided else GUIDANCE_ONLY)
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in ignored}
         return self.replace(**defaults)
 
@@ -210,22 +201,12 @@ class LMDConfig:
     def frozen_steps(self) -> int:
         return int(self.steps * self.frozen_ratio)
 
-    @property
-    def gligen_steps(self) -> int:
-        return int(self.steps * self.gligen_ratio)
-
     def iterations(self, index: int) -> int:
         """Maximum guidance updates at step `index` (the schedule read at the scaled index)."""
         if index >= self.guidance_until:
             return 0
         ref = math.floor(index * self._reference / self.steps)
         return self.guidance_iterations[min(ref, len(self.guidance_iterations) - 1)]
-
-    def blend_ratio(self, method: str) -> float:
-        return self.fg_blend_ratio_plus if method == "lmd+" else self.fg_blend_ratio
-
-    def box_guidance(self, method: str) -> bool:
-        return self.per_box_guidance_plus if method == "lmd+" else self.per_box_guidance
 
 
 @functools.cache

@@ -7,7 +7,7 @@
 Layouts with no boxes are drawn as plain SD from the background prompt (there is nothing to
 ground). Any number of boxes works: boxes are drawn `box_batch_size` at a time; objects
 whose tokens fall past the text encoder's 77 in the overall prompt get no overall guidance
-(a warning says which); LMD+ grounds at most `gligen_max_objects` boxes, the largest.
+(a warning says which); LMD+ grounds at most its `max_objects` boxes, the largest.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from layouts.model import Layout
 from lmd.controller.attention import AttentionStore, installed
 from lmd.controller.cache import BoxCache, BoxKey, BoxResult
 from lmd.controller.compose import compose, shift, shift_flat
-from lmd.controller.config import METHODS, LMDConfig
-from lmd.controller.engine import Callback, Counts, Run, is_gligen
+from lmd.controller.config import LMDConfig
+from lmd.controller.engine import Callback, Counts, Run
 from lmd.controller.family import family_of
-from lmd.controller.masks import centring_offset, shift_unit
-from lmd.controller.noise import centred, gaussian, object_seeds, to_cells
+from lmd.controller.masks import shift_unit
+from lmd.controller.methods import Method, get_method
+from lmd.controller.noise import gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
 from lmd.controller.per_box import BoxJob, generate_boxes
 from lmd.controller.prompts import (
@@ -90,18 +91,7 @@ class Controller:
     def check_inputs(self, layout, seed, method, height, width, object_seeds) -> None:
         if not isinstance(layout, Layout):
             raise ValueError(f"`layout` must be a layouts.Layout but is {type(layout).__name__}")
-        if method not in METHODS:
-            raise ValueError(f"`method` must be one of {', '.join(METHODS)} but is {method!r}")
-        if method == "lmd+" and not self.family.gligen:
-            raise ValueError(
-                f"`method` 'lmd+' needs GLIGEN weights, and there are none public for "
-                f"{self.family.label}; use method 'lmd'"
-            )
-        if method == "lmd+" and not is_gligen(self.pipe.unet):
-            raise ValueError(
-                "`method` 'lmd+' needs a GLIGEN UNet (attention_type='gated'); load the model "
-                "for lmd+ (e.g. gligen/diffusers-generation-text-box)"
-            )
+        get_method(method).check(self.pipe, self.family)
         if not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"`seed` must be an integer in [0, 2**63) but is {seed!r}")
         m = self.vae_scale
@@ -122,7 +112,7 @@ class Controller:
         *,
         seed: int = 0,
         object_seeds: list[int | None] | None = None,
-        method: str = "lmd",
+        method: str | Method = "lmd",
         height: int | None = None,
         width: int | None = None,
         cache: BoxCache | None = None,
@@ -137,6 +127,7 @@ class Controller:
         # 1. Check inputs and scale the layout to the image.
         nh, nw = self.native_size
         height, width = height or nh, width or nw
+        method = get_method(method)
         self.check_inputs(layout, seed, method, height, width, object_seeds)
         scaled = layout.scaled(width, height)
         cfg = self.config
@@ -155,7 +146,7 @@ class Controller:
         # 2. Plain SD (also LMD's answer to a layout without boxes).
         phrases, groups = overall_phrases(scaled.names, sort=cfg.prompt_order == "sorted")
         prompt = overall_prompt(scaled.background, phrases)
-        if method == "sd" or not scaled.boxes:
+        if not method.grounded or not scaled.boxes:
             latents = generate_overall(
                 run, (background_noise * sigma)[None], prompt, overall_negative
             )
@@ -195,10 +186,7 @@ class Controller:
         rule = TokenRule.of(cfg)
         for index, (box, obj_seed) in enumerate(zip(layout.boxes, seeds, strict=True)):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
-            if run.method == "lmd+":
-                drawn_at = cells
-            else:
-                drawn_at = centred(cells, run.latent_hw, cfg.center_bottom)
+            drawn_at = run.method.draw_at(cells, run.latent_hw, cfg)
             tokens = box_tokens(tok, layout.background, box.name, rule)
             if not tokens.guided or tokens.word is None:
                 raise ValueError(
@@ -240,12 +228,11 @@ class Controller:
         placed, masks, frames, valid = [], [], [], []
         for i, (box, res) in enumerate(zip(layout.boxes, results, strict=True)):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
-            if run.method == "lmd+":
-                off_x, off_y = cells.x - res.cells.x, cells.y - res.cells.y
-            else:
-                cx, cy = box.center
-                target = (cx * lw / iw, cy * lh / ih)
-                off_x, off_y = centring_offset(res.mask, target, self.config.centre_half_cell)
+            cx, cy = box.center
+            target = (cx * lw / iw, cy * lh / ih)
+            off_x, off_y = run.method.offset(
+                res.mask, res.cells, cells, target, run.latent_hw, self.config
+            )
             dx, dy = round(off_x / ux) * ux, round(off_y / uy) * uy
             attention = {}
             for layer, maps in res.attention.items():

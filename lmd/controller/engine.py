@@ -17,6 +17,7 @@ from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.energy import guidance_update, noise_level
 from lmd.controller.family import Family, family_of
+from lmd.controller.methods import Method, get_method
 from lmd.controller.trace import Trace
 
 Callback = Callable[[str, int, int], None]
@@ -39,7 +40,7 @@ class Run:
 
     pipe: object
     config: LMDConfig
-    method: str
+    method: Method
     store: AttentionStore
     image_hw: tuple[int, int]
     latent_hw: tuple[int, int]
@@ -49,6 +50,7 @@ class Run:
     family: Family | None = None  # read off the pipeline when not given
 
     def __post_init__(self) -> None:
+        self.method = get_method(self.method)  # a name or a `Method`
         if self.family is None:
             self.family = family_of(self.pipe)
 
@@ -165,13 +167,17 @@ class Run:
 
     # GLIGEN.
     def gligen(
-        self, boxes: list[list[tuple]], phrases: list[list[str]], cfg: bool, null: bool = False
+        self,
+        boxes: list[list[tuple]],
+        phrases: list[list[str]],
+        slots: int,
+        cfg: bool,
+        null: bool = False,
     ) -> dict:
         """Grounding inputs for rows of (normalised xyxy boxes, phrases); [uncond, cond] if cfg.
 
         `null` gives the unconditional half alone: every slot masked, GLIGEN's null tokens.
         """
-        slots = self.config.gligen_max_objects
         dim = self.unet.config.cross_attention_dim
         rows = len(boxes)
         box_t = torch.zeros(rows, slots, 4, device=self.device, dtype=self.dtype)

@@ -3,7 +3,7 @@
 For the first `frozen_ratio` of the steps the latents inside the objects' masks are replaced
 after each scheduler step by the composed ones; for the guided steps the energy of every
 object plus attention transfer (L1 to each box's own attention at the same step, shifted to
-its place) steers the cross-attention. LMD+ adds GLIGEN grounding for the first 40% of steps.
+its place) steers the cross-attention; the method may add grounding (LMD+: GLIGEN).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 
 from lmd.controller.compose import Composed
-from lmd.controller.conditioning import Grounding
 from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target, Transfer
@@ -51,17 +50,9 @@ def generate_overall(
     """Denoise `latents` [1, C, h, w] under the overall prompt; returns the final latents."""
     cfg = run.config
     text = run.encode([negative, prompt])
-    grounding_inputs = None
-    if run.method == "lmd+" and boxes:
-        xyxy, names = grounding(cfg, objects, boxes)
-        null = cfg.plus_guidance_grounding == "null"
-        grounding_inputs = Grounding(
-            run.gligen(xyxy, names, cfg=True),
-            run.gligen(xyxy, names, cfg=False, null=null),
-            cfg.gligen_steps,
-        )
+    grounding_inputs = run.method.overall_grounding(run, objects, boxes)
     objects = [o for o in objects if o.tokens.guided]
-    guided = cfg.overall_guidance and bool(objects) and run.method != "sd"
+    guided = cfg.overall_guidance and bool(objects)
     energy = overall_energy(run, objects, boxes, text.rows(slice(1, None)), grounding_inputs)
     frozen = targets = None
     if composed is not None:  # moved to the device once, not once per step
@@ -111,20 +102,3 @@ def overall_energy(run: Run, objects, boxes, cond, grounding_inputs) -> Attentio
         run, cond, targets, ["overall"], grounding=grounding_inputs, extra=[extra],
         transfer=transfer,
     )  # fmt: skip
-
-
-def grounding(cfg, objects: list[OverallObject], boxes: list[PlacedBox]):
-    """GLIGEN's boxes and phrases for the overall image (one row), at most its slot count.
-
-    The paper's code grounds the first boxes in prompt order, each on its object's counted
-    phrase; lmd can keep the largest boxes (`gligen_keep`) and ground each on its own name.
-    """
-    phrase = {b: o.phrase for o in objects for b in o.boxes}
-    if cfg.gligen_keep == "first":
-        order = [b for o in objects for b in o.boxes] or list(range(len(boxes)))
-    else:
-        order = sorted(range(len(boxes)), key=lambda i: -boxes[i].cells.w * boxes[i].cells.h)
-    grounded = order[: cfg.gligen_max_objects]
-    counted = cfg.plus_overall_phrase == "counted"
-    names = [phrase.get(i, boxes[i].name) if counted else boxes[i].name for i in grounded]
-    return [[boxes[i].xyxy for i in grounded]], [names]

@@ -15,14 +15,13 @@ import torch
 
 from lmd.controller.attention import layer_resolution
 from lmd.controller.cache import BoxKey, BoxResult
-from lmd.controller.conditioning import Conditioning, Grounding
+from lmd.controller.conditioning import Conditioning
 from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.masks import (
     coarse_masks,
     or_box,
-    point_prompt,
     refine_with_sam,
     resize_masks,
 )
@@ -86,7 +85,8 @@ def generate_boxes(
 def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks) -> list[_Drawn]:
     cfg, layers = run.config, run.store.layers
     n, (lh, lw) = len(jobs), run.latent_hw
-    ratio = cfg.blend_ratio(run.method)
+    method = run.method
+    ratio = method.settings.blend_ratio
     noise = [
         blend(
             background_noise, gaussian(j.seed, background_noise.shape), j.cells.mask(lh, lw), ratio
@@ -98,18 +98,9 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
     _emit_rows(run, names, "initial_latents", latents)
     cond = run.encode([box_prompt(background, j.name) for j in jobs])
     text = Conditioning.cat([run.encode([negative]).expand(n), cond])
-    grounding = None
-    if run.method == "lmd+":
-        boxes = [[_normalised(j.cells, run.latent_hw)] for j in jobs]
-        phrases = [[j.name] for j in jobs]
-        null = cfg.plus_guidance_grounding == "null"
-        grounding = Grounding(
-            run.gligen(boxes, phrases, cfg=True),
-            run.gligen(boxes, phrases, cfg=False, null=null),
-            cfg.gligen_steps,
-        )
+    grounding = method.box_grounding(run, jobs)
     energy = None
-    if cfg.box_guidance(run.method):
+    if method.settings.box_guidance:
         targets = [[Target(j.tokens.guided, (j.cells,))] for j in jobs]
         energy = AttentionEnergy(run, cond, targets, names, grounding=grounding)
 
@@ -160,15 +151,10 @@ def _emit_rows(run: Run, names: list[str], what: str, rows: torch.Tensor, step=N
             run.emit(f"{name}.{what}", row, step)
 
 
-def _normalised(cells: Cells, latent_hw) -> tuple[float, float, float, float]:
-    lh, lw = latent_hw
-    return (cells.x / lw, cells.y / lh, (cells.x + cells.w) / lw, (cells.y + cells.h) / lh)
-
-
 def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list[torch.Tensor]:
     """Each object's mask on the latent grid, in the frame it was drawn in."""
     cfg = run.config
-    (lh, lw), (ih, iw) = run.latent_hw, run.image_hw
+    lh, lw = run.latent_hw
     attn = torch.stack([d.mask_attention for d in drawn])
     coarse, peaks = coarse_masks(attn, cfg.gaussian_sigma, cfg.coarse_threshold)
     _emit_rows(run, [f"box{j.index}" for j in jobs], "coarse_mask", coarse)
@@ -181,21 +167,10 @@ def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list
         masks = torch.nn.functional.interpolate(
             coarse[:, None].float(), size=(lh, lw), mode="nearest"
         )[:, 0].bool()
-    elif run.method == "lmd+":
-        xyxy = [
-            tuple(
-                v * s
-                for v, s in zip(_normalised(j.cells, run.latent_hw), (iw, ih, iw, ih), strict=True)
-            )
-            for j in jobs
-        ]
-        images = [d.image for d in drawn]
-        masks = refine_with_sam(segmenter, images, boxes, points=None, boxes=xyxy, **sam)
     else:
-        corner = cfg.sam_point == "corner"
-        points = [point_prompt(p, coarse.shape[-2:], (ih, iw), corner=corner) for p in peaks]
+        points, xyxy, reference = run.method.sam_prompts(run, jobs, coarse, peaks, boxes)
         images = [d.image for d in drawn]
-        masks = refine_with_sam(segmenter, images, coarse, points=points, boxes=None, **sam)
+        masks = refine_with_sam(segmenter, images, reference, points=points, boxes=xyxy, **sam)
     if masks.shape[-2:] != (lh, lw):
         masks = resize_masks(masks, (lh, lw), cfg.mask_resize)
     return [or_box(m, b) for m, b in zip(masks, boxes, strict=True)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from lmd.api import RenderSettings
-from lmd.models import METHODS
+from lmd.controller.methods import method_names
 from lmd.web.handlers import Handlers, PlannerFactory, friendly
 from lmd.web.pool import RenderPool
 from lmd.web.views import COLUMNS, canvas_text, status_text
@@ -132,7 +132,7 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                 )
             with gr.Row():
                 method = gr.Dropdown(
-                    list(METHODS), value=handlers.render.method, label="Method"
+                    list(method_names()), value=handlers.render.method, label="Method"
                 )  # fmt: skip
                 steps = gr.Number(
                     value=handlers.render.steps, label="Steps (blank: 50)", precision=0

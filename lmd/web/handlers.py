@@ -18,7 +18,7 @@ import gradio as gr
 
 from layouts import LmdError
 from lmd.api import RenderSettings
-from lmd.models import METHODS
+from lmd.controller.methods import method_names
 from lmd.web import views
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
@@ -134,8 +134,8 @@ class Handlers:
 
     def settings(self, llm, base_url, method, steps, seed, sam) -> TurnSettings:
         """The accordion's values, checked; errors name the field as the page labels it."""
-        if method not in METHODS:
-            raise ValueError(f"Method must be one of {', '.join(METHODS)}, not {method!r}")
+        if method not in method_names():
+            raise ValueError(f"Method must be one of {', '.join(method_names())}, not {method!r}")
         steps = _whole(steps, "Steps", low=1)
         seed = _whole(seed, "Seed", low=0, high=SEED_LIMIT)
         render = self.render.replace(method=method, steps=steps, sam=bool(sam))

@@ -1,0 +1,16 @@
+"""Plain Stable Diffusion from the overall prompt ("{background} with {names}"): no boxes
+drawn, no guidance, no SAM. The baseline LMD is measured against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmd.controller.methods.base import Method
+
+
+@dataclass(frozen=True)
+class PlainSD(Method):
+    name = "sd"
+    summary = "sd (plain Stable Diffusion)"
+    grounded = False
+    uses_sam = False
