@@ -299,13 +299,18 @@ def from_pretrained(
         raise _hub_error(model, exc, what=what, hint=hint) from exc
 
 
+DTYPE_KEYWORD_SINCE = "0.40.0"
+"""diffusers' `from_pretrained` takes `dtype` from 0.40.0 on (`torch_dtype` is deprecated)."""
+
+
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     """`from_pretrained`'s dtype keyword: `dtype` in new diffusers, `torch_dtype` in old."""
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
-    except ImportError:
-        return {"torch_dtype": dtype}
-    return {"dtype": dtype}
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    new = Version(version("diffusers")) >= Version(DTYPE_KEYWORD_SINCE)
+    return {"dtype": dtype} if new else {"torch_dtype": dtype}
 
 
 def looks_local(model: str) -> bool:

@@ -60,7 +60,12 @@ def cached_checkpoint(model_type: str) -> Path | None:
 
 
 def download_checkpoint(url: str, dest: Path, *, progress: bool = True) -> Path:
-    """Download `url` to `dest` atomically (a partial file never appears at `dest`)."""
+    """Download `url` to `dest` atomically (a partial file never appears at `dest`).
+
+    Not `torch.hub.download_url_to_file`: it has no timeout (a stalled server would hang the
+    render), and its `hash_prefix` check needs the files' sha256, which Meta does not publish
+    next to the checkpoints (the names' suffixes could not be confirmed as sha256 offline).
+    """
     from tqdm.auto import tqdm
 
     dest = Path(dest)

@@ -126,12 +126,9 @@ def build_tiny_segmenter(
     from transformers import SamModel
 
     config = tiny_sam_config()
-    state = torch.random.get_rng_state()
-    try:
+    with torch.random.fork_rng(devices=[]):  # the caller's CPU RNG is left as it was
         torch.manual_seed(seed)
         model = SamModel(config)
-    finally:
-        torch.random.set_rng_state(state)
     return TransformersSegmenter(model.to(device=device, dtype=dtype), processor_for(config))
 
 

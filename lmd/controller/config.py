@@ -100,7 +100,7 @@ class LMDConfig:
     per_box_negative: str = PER_BOX_NEGATIVE
 
     # Memory: boxes generated together in one batch (CFG batch = 2 x this).
-    box_batch_size: int = 8
+    box_batch_size: int | None = None  # None: what fits on CUDA (`memory.py`), else 8
 
     # Departures from the paper's code (its behaviour is in PAPER; `paper()` applies it).
     energy_tokens: Literal["phrase", "head"] = "phrase"
@@ -139,7 +139,7 @@ class LMDConfig:
             "topk_ratio": 0 < self.topk_ratio <= 1,
             "frozen_ratio": 0 <= self.frozen_ratio <= 1,
             "guidance_iterations": len(self.guidance_iterations) > 0,
-            "box_batch_size": self.box_batch_size >= 1,
+            "box_batch_size": self.box_batch_size is None or self.box_batch_size >= 1,
             "shift_grid": self.shift_grid >= 1,
             "center_bottom": 0 < self.center_bottom <= 1,
         }

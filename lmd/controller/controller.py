@@ -5,9 +5,10 @@
     result.image.save("image.png")
 
 Layouts with no boxes are drawn as plain SD from the background prompt (there is nothing to
-ground). Any number of boxes works: boxes are drawn `box_batch_size` at a time; objects
-whose tokens fall past the text encoder's 77 in the overall prompt get no overall guidance
-(a warning says which); LMD+ grounds at most its `max_objects` boxes, the largest.
+ground). Any number of boxes works: boxes are drawn `box_batch_size` at a time (by default
+what fits in the GPU's free memory); objects whose tokens fall past the text encoder's 77 in
+the overall prompt get no overall guidance (a warning says which); LMD+ grounds at most its
+`max_objects` boxes, the largest.
 """
 
 from __future__ import annotations

@@ -70,8 +70,12 @@ def object_seeds(
 
 
 def gaussian(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal noise from a CPU generator seeded with `seed` (the same numbers on every
+    device, as diffusers' `randn_tensor` draws them); moved to the model's device by the caller."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     generator = torch.Generator("cpu").manual_seed(seed)
-    return torch.randn(shape, generator=generator, dtype=torch.float32)
+    return randn_tensor(shape, generator=generator, dtype=torch.float32)
 
 
 def blend(bg: torch.Tensor, fg: torch.Tensor, box: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -25,6 +25,7 @@ from lmd.controller.masks import (
     refine_with_sam,
     resize_masks,
 )
+from lmd.controller.memory import boxes_per_batch
 from lmd.controller.noise import Cells, blend, gaussian
 from lmd.controller.prompts import Tokens, box_prompt
 
@@ -57,8 +58,11 @@ def generate_boxes(
     negative: str,
     segmenter=None,
 ) -> list[BoxResult]:
-    """Draw `jobs` (in batches of `box_batch_size`), then mask them all in one SAM call."""
-    size = run.config.box_batch_size
+    """Draw `jobs` (in batches of `box_batch_size`, or of what fits), then mask them all in one
+    SAM call."""
+    size = run.config.box_batch_size or boxes_per_batch(
+        run.unet, run.store.layers.guidance, run.latent_hw, run.dtype, run.device
+    )
     drawn: list[_Drawn] = []
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     for c, chunk in enumerate(chunks):
