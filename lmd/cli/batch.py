@@ -100,8 +100,8 @@ def batch_command(
     """Plan and draw every prompt: DIR/layouts.jsonl, then DIR/NNNNN/rR/image.png per job.
 
     A job is done when its meta.json exists: rerun the same command to resume. Failed jobs
-    write error.json and the run goes on; the command then exits 1. Seeds come from (--seed, prompt, repeat) only, so
-    the pictures are the same on any number of processes.
+    write error.json and the run goes on; the command then exits 1. Seeds come from (--seed,
+    prompt, repeat) only, so the pictures are the same on any number of processes.
     """
     from lmd.batch import Processes, read_prompts, run_batch
     from lmd.batch.processes import launch, single_cpu_notice
