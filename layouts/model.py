@@ -16,18 +16,27 @@ COORDINATE_SCALE = 8
 
 
 def trim_name(name: str) -> str:
-    """`name` on one line (NFC), cut after its last letter or digit ("a cat." -> "a cat").
+    """`name` on one line (NFC), cut after its last letter, digit or combining mark that
+    belongs to one ("a cat." -> "a cat", "बिल्ली" kept whole).
 
     Trailing punctuation and symbols would merge with the `, ` that joins names in the
-    overall prompt (CLIP's tokenizer reads `.,` as one token), so a name ends in a letter or
-    digit wherever it comes from, also once lower-cased as the tokenizer does ("İ" lower-cases
-    to "i" and a combining dot).
+    overall prompt (CLIP's tokenizer reads `.,` as one token), so they go. A name may end in
+    a mark (Devanagari vowel signs, "İ" once lower-cased as the tokenizer does): the overall
+    prompt puts a space before the next comma for such names (`lmd.controller.prompts`).
     """
     v = " ".join(unicodedata.normalize("NFC", name).split())
     end = len(v)
-    while end and not (_word_char(v[end - 1]) and _word_char(v[end - 1].lower()[-1])):
+    while end and not _ends_word(v[:end]):
         end -= 1
     return v[:end]
+
+
+def _ends_word(v: str) -> bool:
+    """`v` ends in a letter or digit, or in combining marks that follow one."""
+    i = len(v)
+    while i and unicodedata.category(v[i - 1])[0] == "M":
+        i -= 1
+    return i > 0 and _word_char(v[i - 1])
 
 
 def _word_char(c: str) -> bool:

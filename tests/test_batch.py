@@ -196,6 +196,15 @@ def test_failed_jobs_are_recorded_the_run_goes_on_and_retry_failed_redraws_them(
     assert (out / "00002/r0/error.json").exists()  # the input's layout is still unreadable
 
 
+def test_lmd_batch_exits_1_when_a_job_failed_and_says_how_to_retry(llm_env, tmp_path, capsys):
+    records = [{"layout": _layout("a cat")}, {"layout": {"boxes": [], "background": ""}}]
+    out = tmp_path / "out"
+    assert run(["batch", str(_jsonl(tmp_path / "p.jsonl", records)), "-o", str(out), *TINY]) == 1
+    summary = capsys.readouterr().out
+    assert "1 done, 1 failed" in summary and "--retry-failed" in summary
+    assert (out / "00000/r0/image.png").exists() and llm_env.requests == []
+
+
 def test_a_rerun_with_other_settings_or_prompts_is_refused(renderer, tmp_path, capsys):
     path = _jsonl(tmp_path / "p.jsonl", [{"layout": _layout("a cat")}])
     out = tmp_path / "out"

@@ -43,9 +43,25 @@ def test_every_name_the_layout_model_accepts_has_tokens_in_the_prompts(names, ba
 
 def test_names_are_normalised_so_the_tokenizer_sees_what_the_model_checked():
     assert Box(name="cafe\u0301", x=0, y=0, w=1, h=1).name == "caf\u00e9"  # NFC, accent kept
-    assert Box(name="a big İ", x=0, y=0, w=1, h=1).name == "a big"  # "İ".lower() ends in a mark
-    phrases, _ = overall_phrases(["caf\u00e9", "a big"])
+    assert Box(name="a big İ", x=0, y=0, w=1, h=1).name == "a big İ"  # lower-cased: i + a mark
+    phrases, _ = overall_phrases(["caf\u00e9", "a big İ"])
     assert len(overall_tokens(TOKENIZER, "a park", phrases)) == 2
+
+
+def test_a_name_ending_in_a_vowel_sign_is_kept_whole_and_found_in_the_overall_prompt():
+    cat = "बिल्ली"  # ends in U+0940, a spacing combining mark
+    assert Box(name=cat + "।", x=0, y=0, w=1, h=1).name == cat  # the danda goes, the sign stays
+    phrases, _ = overall_phrases([cat, "a dog"])
+    prompt = overall_prompt("a park", phrases)
+    assert prompt == f"a park with {cat} , a dog"  # ", " would fuse the sign and the comma
+    ids = TOKENIZER(prompt)["input_ids"]
+    first, second = overall_tokens(TOKENIZER, "a park", phrases)
+    assert [ids[i] for i in first.guided] == TOKENIZER(cat, add_special_tokens=False)["input_ids"]
+    assert [ids[i] for i in second.guided] == TOKENIZER("a dog", add_special_tokens=False)[
+        "input_ids"
+    ]
+    fused = f"a park with {cat}, a dog"
+    assert TOKENIZER(fused)["input_ids"][: len(ids)] != ids
 
 
 def test_raw_punctuated_names_are_what_broke_the_token_search():

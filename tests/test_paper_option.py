@@ -37,7 +37,27 @@ def test_lmd_render_paper_draws_the_papers_picture(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", [["render"], ["generate"], ["chat"], ["bench", "speed"],
-                                     ["bench", "edit"]])  # fmt: skip
+                                     ["bench", "edit"], ["batch"], ["web"]])  # fmt: skip
 def test_every_render_command_takes_paper(command, capsys):
     assert run([*command, "--help"]) == 0
-    assert "--paper" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--paper" in out
+    if command[0] != "bench":
+        assert "--refiner" in out
+
+
+def test_a_batch_folder_keeps_paper_and_one_from_before_the_option_resumes(tmp_path, capsys):
+    jobs = tmp_path / "p.jsonl"
+    jobs.write_text(json.dumps({"layout": LAYOUT}) + "\n")
+    out = tmp_path / "out"
+    assert run(["batch", str(jobs), "-o", str(out), *TINY, "--paper"]) == 0
+    assert json.loads((out / "batch.json").read_text())["settings"]["paper"] is True
+    capsys.readouterr()
+    assert run(["batch", str(jobs), "-o", str(out), *TINY]) == 1
+    assert "paper=True" in capsys.readouterr().err
+    # A folder drawn before `paper` existed was drawn with lmd's defaults: it resumes.
+    record = json.loads((out / "batch.json").read_text())
+    del record["settings"]["paper"]
+    (out / "batch.json").write_text(json.dumps(record))
+    assert run(["batch", str(jobs), "-o", str(out), *TINY]) == 0
+    assert "1 done, 0 failed" in capsys.readouterr().out

@@ -151,7 +151,8 @@ def test_two_lmd_chat_processes_on_one_session(tmp_path, llm_env):
     path = tmp_path / "session.json"
     before = one_turn_session(path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "lmd", "chat", "--session", str(path), "-o", str(tmp_path)]
+    command = [sys.executable, "-m", "lmd", "chat", "--session", str(path), "-o", str(tmp_path),
+               "--model", "random:tiny", "--no-sam", "--device", "cpu"]  # fmt: skip
     first = subprocess.Popen(
         command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

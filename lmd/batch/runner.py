@@ -28,7 +28,7 @@ from lmd.batch.report import BatchSummary, ProcessStats, write_index
 SETTINGS_FILE = "batch.json"
 # Settings that change the pictures: a folder drawn with some cannot be resumed with others.
 _FIXED = ("model", "method", "steps", "sam", "sam_model", "sam_backend", "height", "width",
-          "refine", "refiner_model")  # fmt: skip
+          "refine", "refiner_model", "paper")  # fmt: skip
 
 OnJob = Callable[[J.Job, str], None]  # (job, "done" | "failed") after each job
 
@@ -216,11 +216,16 @@ def _check_settings(out: Path, record: dict) -> None:
         return
     except ValueError:
         raise ValueError(f"{path} is not JSON; use another output folder") from None
-    changed = [k for k in _FIXED if old.get("settings", {}).get(k) != record["settings"].get(k)]
+    from lmd.api import RenderSettings
+
+    # A setting newer than the folder's batch.json was drawn with its default.
+    defaults = {f.name: f.default for f in dataclasses.fields(RenderSettings)}
+    was = {**defaults, **old.get("settings", {})}
+    changed = [k for k in _FIXED if was.get(k) != record["settings"].get(k)]
     if old.get("seed") != record["seed"]:
         changed.insert(0, "seed")
     if changed:
-        was = ", ".join(f"{k}={old.get('settings', {}).get(k, old.get(k))!r}" for k in changed)
+        drawn = ", ".join(f"{k}={was.get(k, old.get(k))!r}" for k in changed)
         raise ValueError(
-            f"{out} was drawn with {was}; resume with the same options or use another folder"
+            f"{out} was drawn with {drawn}; resume with the same options or use another folder"
         )

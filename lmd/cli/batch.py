@@ -20,7 +20,9 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
+    Refiner,
     SamBackend,
     SamModel,
     Seed,
@@ -92,12 +94,14 @@ def batch_command(
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    refiner: Refiner = None,
+    paper: Paper = False,
 ) -> None:
     """Plan and draw every prompt: DIR/layouts.jsonl, then DIR/NNNNN/rR/image.png per job.
 
     A job is done when its meta.json exists: rerun the same command to resume. Failed jobs
-    write error.json and the run goes on. Seeds come from (--seed, prompt, repeat) only, so
-    the pictures are the same on any number of processes.
+    write error.json and the run goes on; the command then exits 1. Seeds come from (--seed,
+    prompt, repeat) only, so the pictures are the same on any number of processes.
     """
     from lmd.batch import Processes, read_prompts, run_batch
     from lmd.batch.processes import launch, single_cpu_notice
@@ -107,7 +111,8 @@ def batch_command(
     batch = read_prompts(prompts, limit)
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine,
+        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
     procs = Processes.current(device)
     if num_processes is not None and num_processes > 1 and procs.count == 1:
@@ -128,6 +133,9 @@ def batch_command(
         job_bar.close()
     if summary is not None:
         print("\n".join(summary.lines()))
+        if summary.failed:
+            # Scripts and CI see that the folder is incomplete; the summary says how to retry.
+            raise typer.Exit(1)
 
 
 class _JobBar:

@@ -40,7 +40,7 @@ from lmd.cli.progress import Bars, say_loading
 
 @app.command("generate")
 def generate_command(
-    caption: str = typer.Argument(..., help="What to draw, in any language."),
+    caption: str = typer.Argument(..., metavar="CAPTION", help="What to draw, in any language."),
     output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the files."),
     llm: Llm = None,
     llm_base_url: LlmBaseUrl = None,

@@ -22,7 +22,7 @@ from lmd.cli.options import (
 
 @app.command("plan")
 def plan(
-    caption: str = typer.Argument(..., help="What to draw, in any language."),
+    caption: str = typer.Argument(..., metavar="CAPTION", help="What to draw, in any language."),
     llm: Llm = None,
     llm_base_url: LlmBaseUrl = None,
     as_json: bool = typer.Option(False, "--json", help="Print only the layout as JSON."),

@@ -25,7 +25,9 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Paper,
     Refine,
+    Refiner,
     SamBackend,
     SamModel,
     Steps,
@@ -95,6 +97,8 @@ def web_command(
     height: Height = None,
     width: Width = None,
     refine: Refine = False,
+    refiner: Refiner = None,
+    paper: Paper = False,
 ) -> None:
     """Serve the chat, the picture and its editable layout on one page in the browser."""
     try:
@@ -108,7 +112,8 @@ def web_command(
 
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine,
+        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
+        paper=paper,
     )  # fmt: skip
     if seed is not None and not 0 <= seed < 2**31:
         raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")

@@ -12,6 +12,7 @@ paper's code instead takes the first match of the phrase's token text anywhere i
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # Words after which a name stops describing its head noun ("a cup of coffee" -> "cup").
@@ -82,7 +83,17 @@ def overall_phrases(names: list[str], sort: bool = False) -> tuple[list[str], li
 
 
 def overall_prompt(background: str, phrases: list[str]) -> str:
-    return f"{background} with {', '.join(phrases)}" if phrases else background
+    """`background with p1, p2, ...`; a phrase ending in a combining mark gets a space
+    before its comma (`p1 , p2`), else CLIP's tokenizer reads the mark and the comma as one
+    token and the phrase's own last token is not in the prompt."""
+    if not phrases:
+        return background
+    return f"{background} with " + "".join(p + _separator(p) for p in phrases[:-1]) + phrases[-1]
+
+
+def _separator(phrase: str) -> str:
+    last = phrase.lower()[-1:]  # the tokenizer lower-cases: "İ" becomes "i" and a mark
+    return " , " if last and unicodedata.category(last)[0] == "M" else ", "
 
 
 @dataclass(frozen=True)
@@ -165,5 +176,5 @@ def overall_tokens(
     out, pos = [], len(f"{background} with ")
     for phrase in phrases:
         out.append(locate(tokenizer, prompt, phrase, pos, rule))
-        pos += len(phrase) + len(", ")
+        pos += len(phrase) + len(_separator(phrase))
     return out
