@@ -16,7 +16,7 @@ def tiny_pipe():
 
 @pytest.fixture(scope="session")
 def tiny_gligen_pipe():
-    """`random:tiny` with a GLIGEN gated UNet, as a `StableDiffusionGLIGENPipeline`."""
+    """`random:tiny` with a GLIGEN gated UNet (a `StableDiffusionPipeline` holding it)."""
     from lmd.models import load_pipeline
 
     return load_pipeline("random:tiny", method="lmd+", device="cpu", dtype=torch.float32)
