@@ -199,20 +199,25 @@ class Run:
 
     # Images.
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
-        """Latents to images with the pipeline's VAE and image processor. A VAE that overflows
-        in fp16 (`force_upcast`, SDXL's) decodes in fp32, as the SDXL pipeline does."""
+        """Latents to images with the pipeline's VAE and image processor, one row at a time
+        (a VAE decode at 1024 px peaks at several GB per image: the per-box pictures of an
+        SDXL render would otherwise need them all at once). A VAE that overflows in fp16
+        (`force_upcast`, SDXL's) decodes in fp32, as the SDXL pipeline does."""
         vae = self.pipe.vae
         upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
         dtype = vae.dtype
+        images: list[Image.Image] = []
         try:
             if upcast:
                 vae.to(torch.float32)
             with torch.no_grad():
-                x = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor)[0]
+                for row in latents.split(1):
+                    x = vae.decode(row.to(vae.dtype) / vae.config.scaling_factor)[0]
+                    images += self.pipe.image_processor.postprocess(x.float(), output_type="pil")
         finally:
             if upcast:
                 vae.to(dtype)
-        return self.pipe.image_processor.postprocess(x.float(), output_type="pil")
+        return images
 
 
 def is_gligen(unet) -> bool:
