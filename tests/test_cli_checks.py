@@ -158,9 +158,11 @@ def test_bench_speed_on_a_cpu_warns_and_suggests_the_cpu_sized_command(monkeypat
         "warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): "
         "lmd bench speed --steps 4 --height 256 --width 256"
     )
-    for quiet in (["--steps", "4"], ["--model", "random:tiny"]):
+    for quiet in (["--steps", "4"], ["--model", "random:tiny"], ["--model", "random:sdxl-tiny"]):
         assert run(["bench", "speed", "--device", "cpu", *quiet]) == 1
         assert "warning" not in capsys.readouterr().err
+    assert run(["bench", "speed", "--device", "cpu", "--model", "random:sdxl"]) == 1
+    assert "--model random:sdxl" in capsys.readouterr().err.splitlines()[0]  # full size warns
 
 
 def test_settings_that_check_name_no_download_for_random_models():

@@ -16,7 +16,10 @@ CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
 @bench_app.command("speed")
 def speed_command(
     model: str = typer.Option(
-        "random:sd15", "--model", help="Hub id, local folder, random:sd15 or random:tiny."
+        "random:sd15",
+        "--model",
+        help="Hub id, local folder, or random weights: random:sd15, random:sdxl (full size, for "
+        "timing), random:tiny, random:sd2-tiny, random:sdxl-tiny.",
     ),
     boxes: int = typer.Option(3, "--boxes", min=0, help="Objects in the layout."),
     steps: Steps = None,
@@ -33,7 +36,8 @@ def speed_command(
     from lmd.bench.speed import bench_speed
     from lmd.models import resolve_device
 
-    if steps is None and model != "random:tiny" and resolve_device(device).type == "cpu":
+    tiny = model.startswith("random:") and model.endswith("tiny")  # seconds at any setting
+    if steps is None and not tiny and resolve_device(device).type == "cpu":
         quick = CPU_SIZED if model == "random:sd15" else f"{CPU_SIZED} --model {model}"
         print(
             f"warning: 50 steps at full size take hours on a CPU; a shorter run (minutes): {quick}",
