@@ -142,7 +142,7 @@ class Controller:
         channels = self.pipe.unet.config.in_channels
         background_noise = gaussian(seed, (channels, *latent_hw))
         overall_negative = _join(scaled.negative, cfg.quality_negative)
-        sigma = run.scheduler().init_noise_sigma
+        sigma = run.init_sigma
 
         # 2. Plain SD (also LMD's answer to a layout without boxes).
         phrases, groups = overall_phrases(scaled.names, sort=cfg.prompt_order == "sorted")

@@ -91,12 +91,6 @@ class Run:
         with torch.no_grad():
             return self.family.encode(self.pipe, texts, self.image_hw, self.device, self.dtype)
 
-    def pooled(self, texts: list[str]) -> torch.Tensor:
-        tok = self.pipe.tokenizer
-        inputs = tok(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
-        with torch.no_grad():
-            return self.pipe.text_encoder(**inputs).pooler_output.to(self.dtype)
-
     # UNet.
     def unet_call(self, latents, t, text: Conditioning, *, gligen: dict | None = None, rows=1):
         """One counted UNet call; returns None when the store ended it early."""
@@ -166,36 +160,31 @@ class Run:
         return latents.detach()
 
     # GLIGEN.
-    def gligen(
-        self,
-        boxes: list[list[tuple]],
-        phrases: list[list[str]],
-        slots: int,
-        cfg: bool,
-        null: bool = False,
-    ) -> dict:
-        """Grounding inputs for rows of (normalised xyxy boxes, phrases); [uncond, cond] if cfg.
-
-        `null` gives the unconditional half alone: every slot masked, GLIGEN's null tokens.
-        """
+    def gligen(self, boxes: list[list[tuple]], phrases: list[list[str]], slots: int) -> dict:
+        """GLIGEN's conditional inputs for rows of (normalised xyxy boxes, phrases), at most
+        `slots` per row; every row's phrases go through the text encoder in one call."""
         dim = self.unet.config.cross_attention_dim
         rows = len(boxes)
         box_t = torch.zeros(rows, slots, 4, device=self.device, dtype=self.dtype)
         emb_t = torch.zeros(rows, slots, dim, device=self.device, dtype=self.dtype)
         mask_t = torch.zeros(rows, slots, device=self.device, dtype=self.dtype)
-        for r, (row_boxes, row_phrases) in enumerate(zip(boxes, phrases, strict=True)):
-            n = min(len(row_boxes), slots)
-            if n == 0:
-                continue
-            box_t[r, :n] = torch.tensor(row_boxes[:n], dtype=self.dtype)
-            emb_t[r, :n] = self.pooled(row_phrases[:n])
-            mask_t[r, :n] = 1
-        if null:
-            mask_t = torch.zeros_like(mask_t)
-        elif cfg:
-            box_t, emb_t = torch.cat([box_t, box_t]), torch.cat([emb_t, emb_t])
-            mask_t = torch.cat([torch.zeros_like(mask_t), mask_t])
+        kept = [min(len(b), len(p), slots) for b, p in zip(boxes, phrases, strict=True)]
+        texts = [t for row, n in zip(phrases, kept, strict=True) for t in row[:n]]
+        pooled = self._pooled(texts) if texts else None
+        at = 0
+        for r, n in enumerate(kept):
+            if n:
+                box_t[r, :n] = torch.tensor(boxes[r][:n], dtype=self.dtype)
+                emb_t[r, :n] = pooled[at : at + n]
+                mask_t[r, :n] = 1
+                at += n
         return {"boxes": box_t, "positive_embeddings": emb_t, "masks": mask_t}
+
+    def _pooled(self, texts: list[str]) -> torch.Tensor:
+        tok = self.pipe.tokenizer
+        inputs = tok(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
+        with torch.no_grad():
+            return self.pipe.text_encoder(**inputs).pooler_output.to(self.dtype)
 
     # Images.
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:

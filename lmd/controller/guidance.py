@@ -78,15 +78,8 @@ class AttentionEnergy:
     def masks_at(self, pixels: int) -> torch.Tensor:
         """Each object's boxes as one mask [rows, O, P] at a layer with `pixels` positions."""
         if pixels not in self._masks:
-            run = self.run
-            res = layer_resolution(pixels, run.latent_hw)
-
-            def union(cells: tuple[Cells, ...]) -> torch.Tensor:
-                masks = [cells_mask_at(c, run.latent_hw, res, run.device) for c in cells]
-                return torch.stack(masks).any(0).flatten()
-
             self._masks[pixels] = torch.stack(
-                [torch.stack([union(o.cells) for o in row]) for row in self.targets]
+                [union_masks(self.run, [o.cells for o in row], pixels) for row in self.targets]
             )
         return self._masks[pixels]
 
@@ -128,15 +121,12 @@ class Transfer:
     def __init__(self, run: Run, objects, word_column, cells, refs):
         self.run, self.objects, self.word_column, self.cells = run, objects, word_column, cells
         self.refs = [{k: v.to(run.device) for k, v in r.items()} for r in refs]
-        self._masks: dict[int, list[torch.Tensor]] = {}
+        self._masks: dict[int, torch.Tensor] = {}
 
-    def masks_at(self, pixels: int) -> list[torch.Tensor]:
+    def masks_at(self, pixels: int) -> torch.Tensor:
+        """Each box's mask [B, P] at a layer with `pixels` positions."""
         if pixels not in self._masks:
-            run = self.run
-            res = layer_resolution(pixels, run.latent_hw)
-            self._masks[pixels] = [
-                cells_mask_at(c, run.latent_hw, res, run.device).flatten() for c in self.cells
-            ]
+            self._masks[pixels] = union_masks(self.run, [(c,) for c in self.cells], pixels)
         return self._masks[pixels]
 
     def __call__(self, layer: str, a: torch.Tensor, step: int):
@@ -160,3 +150,16 @@ class Transfer:
             l1 = transfer_loss(attn, ref, masks, cfg.transfer_eps)
             loss = loss + cfg.transfer_weight * l1.sum() / len(boxes)
         return loss
+
+
+def union_masks(run: Run, groups: list[tuple[Cells, ...]], pixels: int) -> torch.Tensor:
+    """[len(groups), P]: each group's boxes as one flat mask at a layer with `pixels` positions."""
+    res = layer_resolution(pixels, run.latent_hw)
+    return torch.stack(
+        [
+            torch.stack([cells_mask_at(c, run.latent_hw, res, run.device) for c in cells])
+            .any(0)
+            .flatten()
+            for cells in groups
+        ]
+    )

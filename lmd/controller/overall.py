@@ -52,15 +52,14 @@ def generate_overall(
     text = run.encode([negative, prompt])
     grounding_inputs = run.method.overall_grounding(run, objects, boxes)
     objects = [o for o in objects if o.tokens.guided]
-    guided = cfg.overall_guidance and bool(objects)
-    energy = overall_energy(run, objects, boxes, text.rows(slice(1, None)), grounding_inputs)
+    energy = None  # built only when used: attention transfer moves every box's maps over
+    if cfg.overall_guidance and objects:
+        energy = overall_energy(run, objects, boxes, text.rows(slice(1, None)), grounding_inputs)
     frozen = targets = None
     if composed is not None:  # moved to the device once, not once per step
         frozen = composed.union.to(run.device)
         targets = composed.frames[: cfg.frozen_steps + 1].to(run.device, run.dtype)
-    steps = denoise(
-        run, latents, text, energy=energy if guided else None, grounding=grounding_inputs
-    )
+    steps = denoise(run, latents, text, energy=energy, grounding=grounding_inputs)
     for step in steps:
         run.emit("overall.latents", step.latents[0], step.index)
         if frozen is not None and step.index < cfg.frozen_steps:
@@ -69,14 +68,12 @@ def generate_overall(
     return step.latents
 
 
-def overall_energy(run: Run, objects, boxes, cond, grounding_inputs) -> AttentionEnergy | None:
+def overall_energy(run: Run, objects, boxes, cond, grounding_inputs) -> AttentionEnergy:
     """The overall image's energy: every object in one row, plus attention transfer.
 
     Captured columns: every object's guided tokens in object order, then the word token of
     each object whose word is not one of them.
     """
-    if not objects:
-        return None
     positions, start = [], 0
     for o in objects:
         positions.append(start)

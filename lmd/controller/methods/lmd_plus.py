@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from lmd.controller.conditioning import Grounding
 from lmd.controller.config import LMDConfig
 from lmd.controller.methods.base import BoxSettings, Method, normalised
@@ -82,11 +84,14 @@ class LMDPlus(Method):
         return self._grounding(run, xyxy, names)
 
     def _grounding(self, run, boxes, phrases) -> Grounding:
-        slots = self.settings.max_objects
-        null = run.config.plus_guidance_grounding == "null"
+        """The CFG batch gets [uncond, cond], where the unconditional half has every slot
+        masked (GLIGEN's null tokens); the guidance forward gets the conditional inputs, or
+        the null ones (`plus_guidance_grounding`)."""
+        cond = run.gligen(boxes, phrases, self.settings.max_objects)
+        null = {**cond, "masks": torch.zeros_like(cond["masks"])}
         return Grounding(
-            run.gligen(boxes, phrases, slots, cfg=True),
-            run.gligen(boxes, phrases, slots, cfg=False, null=null),
+            {k: torch.cat([null[k], cond[k]]) for k in cond},
+            null if run.config.plus_guidance_grounding == "null" else cond,
             self.settings.gligen_steps(run.config.steps),
         )
 
