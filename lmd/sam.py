@@ -103,7 +103,7 @@ def load_segmenter(
 
         if source in SAM_MODEL_TYPES:
             return load_segment_anything(source, None, device=torch_device, progress=progress)
-        model_type = _model_type(Path(source).name) or "vit_b"
+        model_type = _checkpoint_type(Path(source).name)
         return load_segment_anything(
             model_type, Path(source), device=torch_device, progress=progress
         )
@@ -113,14 +113,17 @@ def load_segmenter(
 
 
 def _model_type(spec: str | None) -> str | None:
-    """`vit_b`/`vit_l`/`vit_h` named by the spec, its hub id or a checkpoint's file name."""
+    """`vit_b`/`vit_l`/`vit_h` named exactly by the spec or by its official hub id."""
     if spec is None:
         return "vit_b"
-    for model_type in SAM_MODEL_TYPES:
-        if model_type in spec:
-            return model_type
-    by_hub_id = {hub_id: model_type for model_type, hub_id in SAM_HUB_IDS.items()}
-    return by_hub_id.get(spec)
+    if spec in SAM_MODEL_TYPES:
+        return spec
+    return {hub_id: model_type for model_type, hub_id in SAM_HUB_IDS.items()}.get(spec)
+
+
+def _checkpoint_type(file_name: str) -> str:
+    """The model type in a checkpoint's file name (`sam_vit_h_4b8939.pth`), else vit_b."""
+    return next((t for t in SAM_MODEL_TYPES if t in file_name), "vit_b")
 
 
 __all__ = [

@@ -152,6 +152,15 @@ def test_a_pth_file_chooses_segment_anything(tmp_path):
     assert sam_choice("facebook/sam-vit-huge", "segment-anything") == ("segment-anything", "vit_h")
 
 
+def test_segment_anything_does_not_read_a_size_into_a_folder_name(tmp_path):
+    """A fine-tuned transformers folder named like a size is not the official checkpoint."""
+    folder = tmp_path / "sam_vit_h_finetuned"
+    folder.mkdir()
+    with pytest.raises(ModelLoadError, match="reads .pth files and vit_b"):
+        sam_choice(str(folder), "segment-anything")
+    assert sam_choice(str(folder)) == ("transformers", str(folder))
+
+
 def test_auto_without_a_file_uses_transformers(monkeypatch, tmp_path):
     monkeypatch.setenv("LMD_CACHE_DIR", str(tmp_path))
     with pytest.raises(ModelLoadError) as info:
