@@ -93,7 +93,13 @@ class RenderSettings:
 
         Checks the method, steps, size, device and dtype, and that each model can be found:
         random model names, local folders, and hub ids in the cache (or, online, on the hub).
+        Settings that passed are not checked again (the CLI, `generate` and the loader each
+        ask; the hub lookups are network requests).
         """
+        _check_once(self)
+        return self
+
+    def _check(self) -> None:
         from lmd import models
         from lmd.controller.methods import get_method
         from lmd.sam import sam_choice
@@ -123,7 +129,11 @@ class RenderSettings:
                 self.refiner_model or models.REFINER_MODEL, what="refiner model",
                 argument="refiner_model",
             )  # fmt: skip
-        return self
+
+
+@lru_cache(maxsize=64)
+def _check_once(settings: RenderSettings) -> None:
+    settings._check()  # raises; only settings that passed are remembered
 
 
 @lru_cache(maxsize=2)
@@ -283,15 +293,15 @@ def generate(
     planner = planner or Planner(
         model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
     )
-    settings = renderer.settings if renderer is not None else RenderSettings(**render_options)
-    settings.check()
+    if renderer is None:  # a renderer's models are loaded already
+        RenderSettings(**render_options).check()
     if out_dir is not None:
         check_out_dir(out_dir)
     # 2. Plan, load, draw, save.
     plan = planner.complete(planner.plan_messages(caption))
     if on_plan is not None:
         on_plan(plan)
-    renderer = renderer or Renderer(settings)
+    renderer = renderer or Renderer(RenderSettings(**render_options))
     result = renderer.render(plan.layout, seed=seed, progress=progress)
     files = save_outputs(out_dir, result.image, plan.layout) if out_dir is not None else {}
     return GenerateResult(
