@@ -119,7 +119,7 @@ def build_random_pipeline(
     parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet)
     if xl:
         pipe = StableDiffusionXLPipeline(
-            **parts, text_encoder_2=text_encoder_2, tokenizer_2=build_tokenizer(),
+            **parts, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer,
             scheduler=scheduler, add_watermarker=False,
         )  # fmt: skip
     else:

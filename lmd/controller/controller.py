@@ -184,7 +184,7 @@ class Controller:
         """What each box is drawn as: where on the latent grid, its tokens and cache key."""
         cfg, tok = self.config, self.pipe.tokenizer
         jobs: list[BoxJob] = []
-        rule = TokenRule.of(cfg)
+        rule, view = TokenRule.of(cfg), cfg.per_box_view(run.method)  # the same for every box
         for index, (box, obj_seed) in enumerate(zip(layout.boxes, seeds, strict=True)):
             cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
             drawn_at = run.method.draw_at(cells, run.latent_hw, cfg)
@@ -196,7 +196,7 @@ class Controller:
                 )
             key = BoxKey(
                 self.model_id, box.name, (cells.w, cells.h), obj_seed, seed, layout.background,
-                layout.negative, run.method, run.latent_hw, cfg.per_box_view(run.method),
+                layout.negative, run.method, run.latent_hw, view,
             )  # fmt: skip
             jobs.append(BoxJob(box.name, obj_seed, drawn_at, tokens, key, index))
         return jobs

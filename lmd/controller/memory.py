@@ -24,6 +24,7 @@ def guided_row_bytes(unet, guidance: list[str], latent_hw: tuple[int, int], dtyp
     """Activation bytes one guided row keeps for its backward pass (an estimate)."""
     item = torch.empty(0, dtype=dtype).element_size()
     stop = guidance[-1].rsplit(".attn2", 1)[0]  # the transformer block of the last layer
+    guided = guidance_blocks(guidance)
     levels = len(unet.down_blocks)
     total = 0
 
@@ -62,7 +63,7 @@ def guided_row_bytes(unet, guidance: list[str], latent_hw: tuple[int, int], dtyp
                 channels = layer.norm1.normalized_shape[0]
                 total += PER_TRANSFORMER * tokens * channels * item
                 here = f"{name}.transformer_blocks.{j}"
-                if here in guidance_blocks(guidance):
+                if here in guided:
                     heads = layer.attn2.heads
                     total += 2 * heads * tokens * TOKENS * 4  # probabilities and scores, fp32
                 if here == stop:
