@@ -12,6 +12,7 @@ from PIL import Image
 from lmd.bench.stage1 import PREFIX, benchmark_prompts
 from lmd.bench.stage2 import (
     Detection,
+    batch_jobs,
     class_aware_nms,
     judge,
     keep_confident,
@@ -156,6 +157,20 @@ def test_batch_of_four_benchmark_prompts_scored_end_to_end(
     assert lines[-1] == f"overall: {100.0 * passed / 4:.1f}%" and len(lines) == 5
     names = {d["name"] for d in records[2]["detections"]}
     assert names <= {f"a photo of {n}" for n in query_for(records[2]["caption"]).names}
+
+
+def test_jobs_drawn_after_the_last_index_count_as_drawn(tmp_path):
+    """A resumed batch killed before its end leaves the previous run's index.jsonl."""
+    caption = "A realistic photo of a scene without cats"
+    (tmp_path / "index.jsonl").write_text(
+        json.dumps({"job": "00000/r0", "status": "pending", "caption": caption}) + "\n"
+    )
+    (tmp_path / "00000/r0").mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(tmp_path / "00000/r0/image.png")
+    assert batch_jobs(tmp_path).not_drawn == 1  # a picture but no meta.json: not finished
+    (tmp_path / "00000/r0/meta.json").write_text(json.dumps({"caption": caption}))
+    found = batch_jobs(tmp_path)
+    assert (found.not_drawn, [job for job, _, _ in found.scorable]) == (0, ["00000/r0"])
 
 
 def test_cli_errors(tmp_path, capsys):

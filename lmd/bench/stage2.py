@@ -192,21 +192,29 @@ def batch_jobs(out_dir) -> BatchJobs:
     import json
     from pathlib import Path
 
+    from lmd.batch.jobs import META
+    from lmd.batch.report import INDEX_FILE
+
     out = Path(out_dir)
     if not out.is_dir():
         raise ValueError(f"{str(out)!r} is not a folder made by lmd batch")
-    index = out / "index.jsonl"
+    index = out / INDEX_FILE
     if index.is_file():
         entries = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines()]
     else:
-        metas = sorted(out.glob("*/r*/meta.json"))
+        metas = sorted(out.glob(f"*/r*/{META}"))
         entries = [{**json.loads(p.read_text(encoding="utf-8")), "status": "done",
                     "job": p.parent.relative_to(out).as_posix()} for p in metas]  # fmt: skip
     if not entries:
         raise ValueError(f"{str(out)!r} has no batch jobs (no index.jsonl, no */r*/meta.json)")
     found = BatchJobs([])
     for entry in entries:
-        if entry.get("status") != "done" or not (out / entry["job"] / "image.png").is_file():
+        # index.jsonl is written at the end of a run: a resumed run that was killed leaves an
+        # older one behind, so a job its meta.json says is done counts as done (done jobs are
+        # never redrawn, so "done" in the index stays true).
+        folder = out / entry["job"]
+        done = entry.get("status") == "done" or (folder / META).is_file()
+        if not done or not (folder / "image.png").is_file():
             found.not_drawn += 1
         elif (query := query_for(entry.get("caption") or "")) is None:
             found.not_benchmark += 1
