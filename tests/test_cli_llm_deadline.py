@@ -37,3 +37,18 @@ def test_generate_takes_llm_timeout_and_checks_it_before_asking(llm_env):
     with pytest.raises(ValueError, match="`llm_timeout`"):
         generate("a cat", llm_timeout=0)
     assert llm_env.requests == []
+
+
+def test_lmd_batch_plans_under_the_llm_timeout_and_lmd_web_takes_it(
+    llm_env, capsys, warm_litellm, tmp_path
+):
+    llm_env.default = SILENT
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat\n")
+    start = time.monotonic()
+    argv = ["batch", str(prompts), "-o", str(tmp_path / "out"), "--model", "random:tiny"]
+    assert run([*argv, "--no-cache", "--llm-timeout", "1.5"]) == 1
+    assert time.monotonic() - start < 1.5 + 5.0
+    assert "within the 1.5 s deadline" in capsys.readouterr().err
+    assert run(["web", "--help"]) == 0
+    assert "--llm-timeout" in capsys.readouterr().out

@@ -10,12 +10,14 @@ import typer
 
 from lmd.cli.app import app
 from lmd.cli.options import (
+    LLM_TIMEOUT,
     Device,
     Dtype,
     Height,
     Llm,
     LlmBaseUrl,
     LlmRetries,
+    LlmTimeout,
     Method,
     Model,
     NoCache,
@@ -82,6 +84,7 @@ def batch_command(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
     method: Method = "lmd",
     steps: Steps = None,
@@ -121,9 +124,13 @@ def batch_command(
         print(f"note: {notice}", file=sys.stderr)
     bars = Bars(disable=procs.count > 1 or None)
     job_bar = _JobBar(procs)
+
+    def planner():
+        return make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
+
     try:
         summary = run_batch(
-            batch, output, planner=lambda: make_planner(llm, llm_base_url, no_cache, llm_retries),
+            batch, output, planner=planner,
             settings=settings, seed=seed, repeats=repeats, retry_failed=retry_failed,
             llm_workers=llm_concurrency, processes=procs, on_plan=_plan_bar(procs),
             on_start=job_bar.start, on_job=job_bar.step, step_progress=bars,

@@ -15,12 +15,14 @@ import typer
 from layouts.errors import LmdError
 from lmd.cli.app import app
 from lmd.cli.options import (
+    LLM_TIMEOUT,
     Device,
     Dtype,
     Height,
     Llm,
     LlmBaseUrl,
     LlmRetries,
+    LlmTimeout,
     Method,
     Model,
     NoCache,
@@ -86,6 +88,7 @@ def web_command(
     llm_base_url: LlmBaseUrl = None,
     no_cache: NoCache = False,
     llm_retries: LlmRetries = 4,
+    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     model: Model = None,
     method: Method = "lmd",
     steps: Steps = None,
@@ -128,7 +131,9 @@ def web_command(
     root.mkdir(parents=True, exist_ok=True)
 
     def planner(name, base_url):
-        return make_planner(name or llm, base_url or llm_base_url, no_cache, llm_retries)
+        return make_planner(
+            name or llm, base_url or llm_base_url, no_cache, llm_retries, llm_timeout
+        )
 
     handlers = make_handlers(
         root, settings, planner, concurrency=concurrency, remove_on_close=output is None
