@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import weakref
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -89,17 +90,22 @@ def _mask(font: Font, text: str) -> tuple[tuple[int, int], bytes]:
     return mask.size, bytes(mask)
 
 
-_covered: dict[tuple[int, str], bool] = {}
+# Per font object (weakly held, so an evicted font's answers go with it): its missing-glyph
+# mask, and which characters it draws.
+_coverage: weakref.WeakKeyDictionary[Font, tuple[tuple, dict[str, bool]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def has_glyphs(font: Font, text: str) -> bool:
     """Whether `font` draws every character of `text` (rather than its missing-glyph box)."""
-    missing = _mask(font, _MISSING)
+    if font not in _coverage:
+        _coverage[font] = (_mask(font, _MISSING), {})
+    missing, covered = _coverage[font]
     for char in set(text):
-        key = (id(font), char)
-        if key not in _covered:
-            _covered[key] = char.isspace() or _mask(font, char) != missing
-        if not _covered[key]:
+        if char not in covered:
+            covered[char] = char.isspace() or _mask(font, char) != missing
+        if not covered[char]:
             return False
     return True
 
