@@ -183,6 +183,7 @@ class Conversation:
         text = text.strip()
         if not text:
             raise ValueError("`text` is empty: say what to draw or change")
+        self._ensure_lock()  # a closed conversation is refused before it asks the LLM
         # 1. Ask the planner, with the history when there is one (hand edits included).
         history = [
             (MANUAL_HISTORY_TEXT if is_manual(t) else t.request, t.layout)
@@ -236,6 +237,8 @@ class Conversation:
         if target is None:
             raise SessionError("this session has no file yet: give a path to save it to")
         adopt = self.session_path is None
+        if target == self.session_path:
+            self._ensure_lock()
         lock = SessionLock(target).acquire() if adopt else None
         try:
             self._write(self._session, target)
@@ -271,6 +274,7 @@ class Conversation:
         new_seed: bool,
         progress: Progress | None,
     ) -> Turn:
+        self._ensure_lock()  # before the picture is written into the session's folder
         session = self._session
         previous = session.current
         renders = session.renders + 1
@@ -341,10 +345,14 @@ class Conversation:
     def _store(self, session: Session) -> None:
         """Save `session` (when there is a session file) and only then make it the state."""
         if self.session_path is not None:
-            if self._lock is None:  # closed, and used again: lock again (or be refused)
-                self._lock = SessionLock(self.session_path).acquire()
+            self._ensure_lock()
             self._write(session, self.session_path)
         self._session = session
+
+    def _ensure_lock(self) -> None:
+        """Closed and used again: take the session file's lock again (or be refused)."""
+        if self.session_path is not None and self._lock is None:
+            self._lock = SessionLock(self.session_path).acquire()
 
     @staticmethod
     def _write(session: Session, path: Path) -> None:

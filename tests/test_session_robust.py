@@ -116,6 +116,25 @@ def test_a_second_conversation_on_one_file_is_refused_until_the_first_closes(tmp
     assert lock_path(path).name == ".session.json.lock"
 
 
+def test_a_closed_conversation_is_refused_before_it_asks_or_writes_a_picture(tmp_path):
+    path = tmp_path / "session.json"
+    one_turn_session(path, out_dir=tmp_path)
+    planner = ScriptedPlanner(DOG_LEFT)
+    first = Conversation.load(path, planner, SketchRenderer(), out_dir=tmp_path)
+    first.close()
+    with Conversation.load(path, ScriptedPlanner(DOG_LEFT), SketchRenderer()) as second:
+        second.send("move the dog left")
+        drawn = (tmp_path / "turn-002.png").read_bytes()
+        layout = first.current.layout
+        for use in (lambda: first.send("move the dog left"), lambda: first.edit(layout),
+                    lambda: first.save()):  # fmt: skip
+            with pytest.raises(SessionError, match="in use"):
+                use()
+        assert planner.calls == []  # refused before the LLM was asked
+        assert (tmp_path / "turn-002.png").read_bytes() == drawn  # the other chat's picture
+        assert not (tmp_path / "turn-003.png").exists()
+
+
 HOLDER = """
 import sys
 from conversation import Conversation, SketchRenderer
