@@ -91,8 +91,8 @@ def run_repl(
         for w in caught:  # boxes clipped, a layout not in English: one line each
             if issubclass(w.category, LayoutWarning):
                 complain(f"warning: {_one_line(w.message)}")
-        if turn.image_path and turn.image is not None:
-            atomic_save_image(draw(turn.layout, turn.image), overlay_path(turn.image_path))
+        if turn.image_path and (image := turn.image) is not None:  # read from disk once
+            atomic_save_image(draw(turn.layout, image), overlay_path(turn.image_path))
         show(turn, "")
 
     def save(arg: str) -> None:

@@ -152,7 +152,9 @@ def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
     """Every saved turn (undone ones too) as (picture, caption); the current one is marked."""
     items = []
     for i, turn in enumerate(session.turns):
-        image = turn.image if turn.image is not None else draw(turn.layout)
+        image = turn.image  # read from disk on each access: once here
+        if image is None:
+            image = draw(turn.layout)
         mark = " (now)" if i == session.cursor else " (undone)" if i > session.cursor else ""
         items.append((image, f"{i + 1}. {request_text(turn)}{mark}"))
     return items
