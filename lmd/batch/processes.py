@@ -44,11 +44,9 @@ class Processes:
         """Alone, or this process's place under `accelerate launch` (torchrun underneath)."""
         if _world_size() <= 1:
             return cls()
-        import torch
         from accelerate import PartialState
 
-        cpu = (device or "").startswith("cpu") or not torch.cuda.is_available()
-        state = PartialState(cpu=cpu, timeout=WAIT_LIMIT)
+        state = PartialState(cpu=on_cpu(device), timeout=WAIT_LIMIT)
         return cls(state.process_index, state.num_processes, str(state.device), state)
 
     def wait(self) -> None:
@@ -111,3 +109,10 @@ def single_cpu_notice() -> str | None:
             "`accelerate launch --multi_gpu --num_processes N -m lmd batch ...`"
         )
     return None
+
+
+def on_cpu(device: str | None) -> bool:
+    """Whether processes for `--device device` run on the CPU (asked, or no CUDA here)."""
+    import torch
+
+    return (device or "").startswith("cpu") or not torch.cuda.is_available()

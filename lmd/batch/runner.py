@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,7 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+@cache  # the same for every job of the run
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

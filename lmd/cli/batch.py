@@ -107,7 +107,7 @@ def batch_command(
     prompt, repeat) only, so the pictures are the same on any number of processes.
     """
     from lmd.batch import Processes, read_prompts, run_batch
-    from lmd.batch.processes import launch, single_cpu_notice
+    from lmd.batch.processes import launch, on_cpu, single_cpu_notice
 
     if seed < 0:
         raise ValueError(f"--seed must be 0 or more, not {seed}")
@@ -119,7 +119,8 @@ def batch_command(
     )  # fmt: skip
     procs = Processes.current(device)
     if num_processes is not None and num_processes > 1 and procs.count == 1:
-        raise typer.Exit(launch(_argv_without_num_processes(ctx), num_processes, cpu=_cpu(device)))
+        argv = _argv_without_num_processes(ctx)
+        raise typer.Exit(launch(argv, num_processes, cpu=on_cpu(device)))
     if procs.is_main and (notice := single_cpu_notice()):
         print(f"note: {notice}", file=sys.stderr)
     bars = Bars(disable=procs.count > 1 or None)
@@ -185,12 +186,6 @@ def _plan_bar(procs):
             bar.close()
 
     return progress if procs.is_main else None
-
-
-def _cpu(device: str | None) -> bool:
-    import torch
-
-    return (device or "").startswith("cpu") or not torch.cuda.is_available()
 
 
 def _argv_without_num_processes(ctx: typer.Context) -> list[str]:

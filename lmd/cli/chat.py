@@ -33,7 +33,7 @@ from lmd.cli.options import (
     make_planner,
     render_settings,
 )  # fmt: skip
-from lmd.cli.progress import Bars, say_loading
+from lmd.cli.progress import Bars, load_renderer
 
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
@@ -172,10 +172,7 @@ class _LazyRenderer:
     def load(self) -> None:
         """Load the models now (once), saying so; called before a request reaches the LLM."""
         if self._renderer is None:
-            from lmd.api import Renderer
-
-            say_loading(self.settings)
-            self._renderer = Renderer(self.settings)
+            self._renderer = load_renderer(self.settings)
 
     def __call__(self, request):
         self.load()
