@@ -44,10 +44,6 @@ class SessionLock:
             ) from None
         return self
 
-    @property
-    def held(self) -> bool:
-        return self._lock.is_locked
-
     def release(self) -> None:
         if self._lock.is_locked:
             self._lock.release(force=True)

@@ -34,9 +34,14 @@ def quiet_libraries() -> Iterator[None]:
         logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            for category in (FutureWarning, DeprecationWarning, UserWarning):
-                warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
+            ignore_library_warnings()
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def ignore_library_warnings() -> None:
+    """Filter out the libraries' future, deprecation and user warnings (not ours)."""
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)

@@ -24,7 +24,7 @@ import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
 from lmd.cli.errors import for_the_cli
-from lmd.quiet import LIBRARY_MODULES
+from lmd.quiet import ignore_library_warnings
 
 __all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
 
@@ -51,8 +51,7 @@ def run(argv: list[str] | None = None) -> int:
     if not os.environ.get("LMD_DEBUG"):  # the libraries' notices are not for our users
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
-        for category in (FutureWarning, DeprecationWarning, UserWarning):
-            warnings.filterwarnings("ignore", category=category, module=LIBRARY_MODULES)
+        ignore_library_warnings()
     exceptions = _click().exceptions
     import typer
 
