@@ -111,14 +111,13 @@ def load_pipeline(
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     gligen = spec.gated_unet
+    check_model_fits(model, method)  # lmd+ on SDXL, known before loading anything
 
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
         if name not in RANDOM_MODELS:
             choices = ", ".join(RANDOM_PREFIX + n for n in RANDOM_MODELS)
             raise ModelLoadError(f"unknown random model {model!r}; choose one of {choices}")
-        if gligen and is_xl(name):
-            raise ModelLoadError(no_gligen_for_sdxl(model, spec.name))
         pipe = build_random_pipeline(
             name, gligen=gligen, seed=seed, device=torch_device, dtype=torch_dtype
         )
@@ -133,8 +132,6 @@ def load_pipeline(
     from diffusers import DDIMScheduler
 
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    if gligen and getattr(pipe, "text_encoder_2", None) is not None:
-        raise ModelLoadError(no_gligen_for_sdxl(model, spec.name))
     if spec.grounded:
         check_unet(pipe.unet, model, gated=gligen, method=spec.name)
     pipe.set_progress_bar_config(disable=True)
