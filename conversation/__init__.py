@@ -3,17 +3,17 @@
 Rendering is handed in as a `RenderFn`; this package never imports torch.
 """
 
-from conversation.identity import MatchConfig, assign, derive_seed, match_boxes
-from conversation.manager import MANUAL_REQUEST, Conversation, is_manual
-from conversation.render import (
+from lmd.conversation.identity import MatchConfig, assign, derive_seed, match_boxes
+from lmd.conversation.manager import MANUAL_REQUEST, Conversation, is_manual
+from lmd.conversation.render import (
     Progress,
     RenderFn,
     RenderOutput,
     RenderRequest,
     SketchRenderer,
 )
-from conversation.repl import run_repl
-from conversation.session import Session, SessionError, Turn
+from lmd.conversation.repl import run_repl
+from lmd.conversation.session import Session, SessionError, Turn
 
 __all__ = [
     "MANUAL_REQUEST",

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layouts.model import Box
+from lmd.layouts.model import Box
 
 SEED_MODULUS = 2**31
 """Seeds stay below 2**31 so any torch / numpy generator accepts them."""

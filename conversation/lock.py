@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-
-from conversation.session import SessionError
+from lmd.conversation.session import SessionError
 
 
 def lock_path(session_path: str | Path) -> Path:

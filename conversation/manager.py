@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from conversation.identity import SEED_MODULUS, MatchConfig, assign, derive_seed
-from conversation.lock import SessionLock
-from conversation.render import Progress, RenderFn, RenderRequest
-from conversation.session import Session, SessionError, Turn
-from conversation.summary import describe_change, describe_layout
-from layouts.io import atomic_save_image
-from layouts.model import Layout
+from lmd.conversation.identity import SEED_MODULUS, MatchConfig, assign, derive_seed
+from lmd.conversation.lock import SessionLock
+from lmd.conversation.render import Progress, RenderFn, RenderRequest
+from lmd.conversation.session import Session, SessionError, Turn
+from lmd.conversation.summary import describe_change, describe_layout
+from lmd.layouts.io import atomic_save_image
+from lmd.layouts.model import Layout
 
 if TYPE_CHECKING:
-    from prompts import PlanResult
+    from lmd.prompts import PlanResult
 
 REROLL_REQUEST = "/new"
 """The request recorded for a turn that only re-rolls the background seed."""
@@ -29,7 +29,7 @@ MANUAL_HISTORY_TEXT = "(the layout was edited by hand)"
 
 
 class PlannerLike(Protocol):
-    """What a conversation needs from stage 1's `prompts.Planner`."""
+    """What a conversation needs from stage 1's `lmd.prompts.Planner`."""
 
     def plan_messages(self, caption: str) -> list[dict[str, str]]: ...
 
@@ -43,7 +43,7 @@ class PlannerLike(Protocol):
 class Conversation:
     """A multi-turn layout conversation: plan, edit with history, render, undo and redo.
 
-    `planner` is a `prompts.Planner` (or anything with its `plan_messages`, `edit_messages` and
+    `planner` is a `lmd.prompts.Planner` (or anything with its `plan_messages`, `edit_messages` and
     `complete`); `render` is a `RenderFn`. With `session_path` the session is saved there
     atomically after every change; with `out_dir` each picture is written there as
     `turn-NNN.png`, numbered in the order they were rendered. A planner or render failure
@@ -72,7 +72,7 @@ class Conversation:
             m for m in ("plan_messages", "edit_messages", "complete") if not hasattr(planner, m)
         ]
         if missing:
-            raise TypeError(f"`planner` lacks {', '.join(missing)}: pass a prompts.Planner")
+            raise TypeError(f"`planner` lacks {', '.join(missing)}: pass an lmd.prompts.Planner")
         if not callable(render):
             raise TypeError(f"`render` must be callable, got {type(render).__name__}")
         if seed is not None and session is not None:
@@ -214,7 +214,7 @@ class Conversation:
         with the request `MANUAL_REQUEST` and no reply, and later edits show it to the LLM.
         """
         if not isinstance(layout, Layout):
-            raise TypeError(f"`layout` must be a layouts.Layout, got {type(layout).__name__}")
+            raise TypeError(f"`layout` must be an lmd.layouts.Layout, got {type(layout).__name__}")
         return self._commit(MANUAL_REQUEST, None, layout, new_seed=False, progress=progress)
 
     def undo(self) -> Turn | None:

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lmd.layouts.draw import draw
+from lmd.layouts.model import Box, Layout
 from PIL import Image
-
-from layouts.draw import draw
-from layouts.model import Box, Layout
 
 Progress = Callable[[str, int, int], None]
 """`progress(label, step, total)`: `label` says what is being drawn ("a cat", "background"),
@@ -65,7 +64,7 @@ def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
 
 @dataclass
 class SketchRenderer:
-    """Paints the layout with `layouts.draw` on a background tinted by the background seed.
+    """Paints the layout with `lmd.layouts.draw` on a background tinted by the background seed.
 
     It remembers which objects it has drawn before and counts those as reused, keyed as lmd's
     per-object cache keys them: `object_key` and the background seed and prompts (an object

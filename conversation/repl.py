@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from conversation.lines import LineReader
-from conversation.manager import Conversation
-from conversation.render import Progress
-from conversation.session import Turn
-from layouts.draw import draw
-from layouts.errors import LayoutWarning, LmdError
-from layouts.io import atomic_save_image
+from lmd.conversation.lines import LineReader
+from lmd.conversation.manager import Conversation
+from lmd.conversation.render import Progress
+from lmd.conversation.session import Turn
+from lmd.layouts.draw import draw
+from lmd.layouts.errors import LayoutWarning, LmdError
+from lmd.layouts.io import atomic_save_image
 
 PROMPT = "lmd> "
 HELP = """\

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+from lmd.conversation.identity import SEED_MODULUS, Tracked
+from lmd.layouts.errors import LmdError
+from lmd.layouts.io import atomic_write_text
+from lmd.layouts.model import Layout
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
-
-from conversation.identity import SEED_MODULUS, Tracked
-from layouts.errors import LmdError
-from layouts.io import atomic_write_text
-from layouts.model import Layout
 
 SESSION_VERSION = 1
 MAX_SESSION_BYTES = 64 * 2**20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from layouts.model import Box, Layout
+from lmd.layouts.model import Box, Layout
 
 TOLERANCE = 0.5
 """Coordinates closer than this (pixels) count as unchanged."""
@@ -49,7 +49,7 @@ def describe_change(
 ) -> str:
     """Summarise `previous` -> `layout`, given which old box each new box continues.
 
-    `matched` and `removed` come from `conversation.identity.assign`.
+    `matched` and `removed` come from `lmd.conversation.identity.assign`.
     """
     parts = []
     for box, m in zip(layout.boxes, matched, strict=True):

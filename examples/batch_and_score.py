@@ -9,11 +9,12 @@ is what runs); with SD 1.5 / GLIGEN and OWL-ViT they are the paper's stage-2 num
 
 import argparse
 
+from lmd.prompts import Planner
+
 from lmd import RenderSettings
 from lmd.batch import read_prompts, run_batch
 from lmd.bench.detector import load_detector
 from lmd.bench.stage2 import batch_jobs, score_batch
-from prompts import Planner
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--limit", type=int, default=1, help="the first N prompts of each task")

@@ -3,7 +3,7 @@
 Boxes get a dark edge under their colour so they show on light and dark pictures alike;
 repeated names are numbered ("a cat 1", "a cat 2"); labels are moved until they do not
 overlap; the background and negative prompts are written on a dark band along the bottom.
-Labels use a font that has their characters (`layouts.fonts`), so CJK names render.
+Labels use a font that has their characters (`lmd.layouts.fonts`), so CJK names render.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from lmd.layouts.fonts import Font, font_for
+from lmd.layouts.model import Layout
 from PIL import Image, ImageDraw
-
-from layouts.fonts import Font, font_for
-from layouts.model import Layout
 
 PALETTE = [
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -52,7 +51,7 @@ def draw(
     """Return a copy of `image` (or a blank canvas) with the layout drawn on it.
 
     Boxes are scaled from the layout canvas to the image. `fonts` are font files to try
-    before the ones `layouts.fonts` finds.
+    before the ones `lmd.layouts.fonts` finds.
     """
     if image is None:
         canvas = Image.new("RGB", (layout.width, layout.height), (245, 245, 245))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from layouts.errors import LayoutParseError
+from lmd.layouts.errors import LayoutParseError
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_]+")

@@ -10,8 +10,8 @@ import difflib
 import json
 import reprlib
 
-from layouts.errors import LayoutParseError
-from layouts.literal import read_literal, to_number
+from lmd.layouts.errors import LayoutParseError
+from lmd.layouts.literal import read_literal, to_number
 
 _BOXES = ("boxes", "objects")
 _BACKGROUND = ("background", "background_prompt", "bg_prompt")

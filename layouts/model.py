@@ -22,7 +22,7 @@ def trim_name(name: str) -> str:
     Trailing punctuation and symbols would merge with the `, ` that joins names in the
     overall prompt (CLIP's tokenizer reads `.,` as one token), so they go. A name may end in
     a mark (Devanagari vowel signs, "İ" once lower-cased as the tokenizer does): the overall
-    prompt puts a space before the next comma for such names (`lmd.controller.prompts`).
+    prompt puts a space before the next comma for such names (`lmd.controller.captions`).
     """
     v = " ".join(unicodedata.normalize("NFC", name).split())
     end = len(v)
@@ -164,7 +164,7 @@ class Layout(BaseModel):
         return self.model_copy(update={"boxes": boxes, "width": width, "height": height})
 
     def to_llm_text(self) -> str:
-        """The template's own format, which `layouts.parse` reads back."""
+        """The template's own format, which `lmd.layouts.parse` reads back."""
         objects = ", ".join(b.to_llm_text() for b in self.boxes)
         return (
             f"Objects: [{objects}]\n"
@@ -181,6 +181,6 @@ class Layout(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write the layout as JSON atomically (a crash never leaves half a file)."""
-        from layouts.io import atomic_write_text
+        from lmd.layouts.io import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n")

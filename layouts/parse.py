@@ -6,12 +6,11 @@ import math
 import re
 import warnings
 
+from lmd.layouts.errors import LayoutParseError, LayoutWarning
+from lmd.layouts.literal import read_literal
+from lmd.layouts.mapping import layout_fields, object_fields, read_json, show
+from lmd.layouts.model import MAX_CANVAS, Box, Layout, box_out_of_scale
 from pydantic import ValidationError
-
-from layouts.errors import LayoutParseError, LayoutWarning
-from layouts.literal import read_literal
-from layouts.mapping import layout_fields, object_fields, read_json, show
-from layouts.model import MAX_CANVAS, Box, Layout, box_out_of_scale
 
 # Typography LLMs (and non-English keyboards) put where ASCII is meant.
 _TRANSLATE = str.maketrans(

@@ -20,17 +20,17 @@ _EXPORTS = {
     "Renderer": "lmd.api",
     "RenderSettings": "lmd.api",
     "RenderError": "lmd.api",
-    "Conversation": "conversation",
-    "Layout": "layouts",
-    "Box": "layouts",
-    "Planner": "prompts",
+    "Conversation": "lmd.conversation",
+    "Layout": "lmd.layouts",
+    "Box": "lmd.layouts",
+    "Planner": "lmd.prompts",
 }
 
 if TYPE_CHECKING:
-    from conversation import Conversation
-    from layouts import Box, Layout
     from lmd.api import GenerateResult, Renderer, RenderError, RenderSettings, generate
-    from prompts import Planner
+    from lmd.conversation import Conversation
+    from lmd.layouts import Box, Layout
+    from lmd.prompts import Planner
 
 __all__ = [
     "Box",

@@ -2,7 +2,7 @@
 
 `Renderer` is the bridge between the diffusion controller and everything that renders layouts
 over and over (the conversation, `lmd chat`, `lmd bench edit`): it keeps the loaded models and
-a per-object cache, and it is the `RenderFn` a `conversation.Conversation` is handed.
+a per-object cache, and it is the `RenderFn` a `lmd.conversation.Conversation` is handed.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layouts import Layout, LmdError, atomic_save_image, draw
+from lmd.layouts import Layout, LmdError, atomic_save_image, draw
 from lmd.quiet import quiet_libraries
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from conversation.render import Progress, RenderOutput, RenderRequest
     from lmd.controller import BoxCache, Controller, RenderResult
-    from prompts import PlanResult
+    from lmd.conversation.render import Progress, RenderOutput, RenderRequest
+    from lmd.prompts import PlanResult
 
 
 MAX_STEPS = 1000
@@ -219,7 +219,7 @@ class Renderer:
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
         """The conversation's `RenderFn`."""
-        from conversation.render import RenderOutput
+        from lmd.conversation.render import RenderOutput
 
         result = self.render(
             request.layout,
@@ -282,7 +282,7 @@ def generate(
     is asked. `on_plan(plan)` is called with the planned `PlanResult` before the models
     load and draw (to show the layout early).
     """
-    from prompts import Planner
+    from lmd.prompts import Planner
 
     # 1. Check inputs before spending an LLM call or a render.
     unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from layouts.errors import LmdError
 from lmd.controller.methods import get_method
 from lmd.controller.methods.lmd_plus import GLIGEN_MODEL
+from lmd.layouts.errors import LmdError
 from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, is_xl
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"

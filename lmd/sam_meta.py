@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError, one_line
+from lmd.prompts.cache import default_cache_dir
 from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, check_prompts
-from prompts.cache import default_cache_dir
 
 SAM_CHECKPOINT_URLS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",

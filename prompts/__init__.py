@@ -1,9 +1,9 @@
 """Stage 1: the in-context template (files) and the LLM planner (litellm)."""
 
-from prompts.cache import ReplyCache, default_cache_dir
-from prompts.errors import LLMUnavailableError, PlannerError, TemplateError
-from prompts.language import LanguageWarning
-from prompts.planner import (
+from lmd.prompts.cache import ReplyCache, default_cache_dir
+from lmd.prompts.errors import LLMUnavailableError, PlannerError, TemplateError
+from lmd.prompts.language import LanguageWarning
+from lmd.prompts.planner import (
     DEFAULT_LLM,
     EXCERPT_CHARS,
     MAX_REPLY_CHARS,
@@ -11,8 +11,8 @@ from prompts.planner import (
     PlanResult,
     default_model,
 )
-from prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
-from prompts.transport import RetryNotice
+from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
+from lmd.prompts.transport import RetryNotice
 
 __all__ = [
     "DEFAULT_LLM",

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from layouts.io import atomic_write_text
+from lmd.layouts.io import atomic_write_text
 
 
 def default_cache_dir() -> Path:

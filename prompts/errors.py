@@ -1,6 +1,6 @@
 """Errors of the planning stage."""
 
-from layouts.errors import LmdError
+from lmd.layouts.errors import LmdError
 
 
 class PlannerError(LmdError):

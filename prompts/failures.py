@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from prompts.errors import LLMUnavailableError, PlannerError
-from prompts.transport import DeadlineExceeded
+from lmd.prompts.errors import LLMUnavailableError, PlannerError
+from lmd.prompts.transport import DeadlineExceeded
 
 _PREFIXES = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)\s*[:-]\s*)+")
 _SURROGATES = re.compile("[\ud800-\udfff]")

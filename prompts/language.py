@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from layouts import Layout, LayoutWarning
+from lmd.layouts import Layout, LayoutWarning
 
 
 class LanguageWarning(LayoutWarning):

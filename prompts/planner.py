@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from layouts import Layout, LayoutParseError, LayoutWarning, parse
-from prompts.cache import ReplyCache, cache_key, default_cache_dir
-from prompts.errors import LLMUnavailableError, PlannerError
-from prompts.failures import clip, excerpt, sendable, short, transient, unavailable
-from prompts.language import LanguageWarning, language_note
-from prompts.template import CANVAS, Turn, load_template
-from prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
+from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
+from lmd.prompts.cache import ReplyCache, cache_key, default_cache_dir
+from lmd.prompts.errors import LLMUnavailableError, PlannerError
+from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable
+from lmd.prompts.language import LanguageWarning, language_note
+from lmd.prompts.template import CANVAS, Turn, load_template
+from lmd.prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
 
 # litellm fetches a price list from the internet at import unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layouts import Layout, LayoutParseError, LayoutWarning, parse
-from prompts.errors import TemplateError
+from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
+from lmd.prompts.errors import TemplateError
 
 DEFAULT_TEMPLATE_DIR = Path(__file__).parent / "templates"
 CANVAS = (512, 512)  # the canvas every template layout is written on (width, height)

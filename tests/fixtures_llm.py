@@ -197,7 +197,7 @@ def llm_server():
 def warm_litellm():
     """A good and a failed request once: litellm's first calls import for seconds, which a
     test of a short deadline must not count."""
-    from prompts import LLMUnavailableError, Planner
+    from lmd.prompts import LLMUnavailableError, Planner
 
     server = ScriptedLLMServer()
     server.enqueue("Objects: []\nBackground prompt: a park", 500)
@@ -220,10 +220,10 @@ def llm_cache_dir(tmp_path):
 
 @pytest.fixture
 def make_planner(llm_server, llm_cache_dir):
-    """`make_planner(**overrides) -> prompts.Planner` talking to `llm_server`, with tiny waits."""
+    """`make_planner(**overrides) -> lmd.prompts.Planner` on `llm_server`, with tiny waits."""
 
     def make(**kw):
-        from prompts import Planner
+        from lmd.prompts import Planner
 
         settings = dict(
             model=TEST_MODEL,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from lmd.layouts.model import Box, Layout
 from safetensors.torch import load_file
 
-from layouts.model import Box, Layout
 from lmd.controller import LMDConfig
 from lmd.sam import check_prompts
 

@@ -2,7 +2,7 @@
 
 `ScriptedPlanner` speaks the stage-1 planner's interface (`plan_messages`, `edit_messages`,
 `complete`); a test enqueues the LLM's replies as template text, which goes through the real
-`layouts.parse`, or as an `LmdError` to raise. The renderer is the real `SketchRenderer`.
+`lmd.layouts.parse`, or as an `LmdError` to raise. The renderer is the real `SketchRenderer`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layouts import Layout, LmdError, parse
+from lmd.layouts import Layout, LmdError, parse
 
 
 class ScriptedPlannerError(LmdError):
-    """Stands in for `prompts.PlannerError`: an LLM that failed for good."""
+    """Stands in for `lmd.prompts.PlannerError`: an LLM that failed for good."""
 
 
 @dataclass

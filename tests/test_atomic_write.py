@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from layouts import atomic_write_text
-from layouts.io import STALE_AFTER, remove_stale_temporaries
+from lmd.layouts import atomic_write_text
+from lmd.layouts.io import STALE_AFTER, remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
 # A writer that gets as far as writing half its file, then hangs until it is killed.
 HANGING_WRITER = """
 import sys, time
-from layouts.io import atomic_write
+from lmd.layouts.io import atomic_write
 def write(p):
     p.write_text("half")
     print("writing", flush=True)

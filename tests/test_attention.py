@@ -139,7 +139,8 @@ class Counting:
 
 
 def test_a_render_leaves_every_processor_the_user_set_and_runs_it(tiny_pipe):
-    from layouts.model import Box, Layout
+    from lmd.layouts.model import Box, Layout
+
     from lmd.controller import Controller, LMDConfig
 
     unet = tiny_pipe.unet

@@ -86,7 +86,7 @@ def test_the_recorded_seed_redraws_the_same_picture(renderer, tmp_path):
     images = [(out / f"00000/r{r}/image.png").read_bytes() for r in range(2)]
     assert images[0] != images[1]  # repeats differ
     meta = _meta(out, "00000/r1")
-    from layouts import Layout
+    from lmd.layouts import Layout
 
     again = renderer.render(Layout(**meta["layout"]), seed=meta["seed"])
     assert Image.open(out / "00000/r1/image.png").tobytes() == again.image.tobytes()
@@ -253,7 +253,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_an_unreachable_llm_stops_stage_one_and_keeps_what_was_planned(
     make_planner, llm_server, tmp_path
 ):
-    from prompts import LLMUnavailableError
+    from lmd.prompts import LLMUnavailableError
 
     records = [{"layout": _layout("a cat")}, {"caption": "a dog"}]
     prompts = read_prompts(_jsonl(tmp_path / "p.jsonl", records))

@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from lmd.layouts import Box, Layout
 
-from layouts import Box, Layout
 from lmd.bench import stage1 as bench
 from lmd.cli import run
 

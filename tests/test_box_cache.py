@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from lmd.layouts import Box, Layout
 from PIL import Image
 
-from layouts import Box, Layout
 from lmd.controller import BoxCache, BoxKey, BoxResult, Controller, LMDConfig
 from lmd.controller.cache import DEFAULT_MAX_BYTES
 from lmd.controller.noise import Cells

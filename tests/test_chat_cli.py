@@ -10,8 +10,8 @@ import io
 import json
 
 import pytest
+from lmd.conversation import SketchRenderer
 
-from conversation import SketchRenderer
 from lmd.cli import run
 
 CAT_DOG = (

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from lmd.layouts import Layout
 
-from layouts import Layout
 from lmd.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,8 +90,8 @@ def test_errors_are_one_line(llm_env, monkeypatch, capsys):
 
 
 def test_the_python_api_names_its_own_arguments(monkeypatch):
-    from prompts import Planner
-    from prompts.errors import LLMUnavailableError
+    from lmd.prompts import Planner
+    from lmd.prompts.errors import LLMUnavailableError
 
     monkeypatch.delenv("LMD_LLM_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -4,8 +4,8 @@ import warnings
 
 import pytest
 import torch
+from lmd.layouts.model import Box, Layout
 
-from layouts.model import Box, Layout
 from lmd.controller import BoxCache, Controller, LMDConfig
 from lmd.controller.attention import AttentionStore, installed
 from lmd.controller.engine import Run

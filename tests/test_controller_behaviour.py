@@ -3,8 +3,8 @@ their boxes, an object's seed is its own, masks come from the attention or SAM (
 box), the overall generation starts from the composed objects."""
 
 import torch
+from lmd.layouts.model import Box, Layout
 
-from layouts.model import Box, Layout
 from lmd.controller import Controller, LMDConfig
 from lmd.controller.masks import centre_of_mass, coarse_masks, resize_masks, shift_unit
 from lmd.controller.noise import centred, to_cells

@@ -1,7 +1,6 @@
 """Prompts and the tokens each object is guided on."""
 
-from lmd.controller.noise import Cells, centred, object_seeds, to_cells
-from lmd.controller.prompts import (
+from lmd.controller.captions import (
     TokenRule,
     box_prompt,
     box_tokens,
@@ -11,6 +10,7 @@ from lmd.controller.prompts import (
     overall_prompt,
     overall_tokens,
 )
+from lmd.controller.noise import Cells, centred, object_seeds, to_cells
 
 
 def test_overall_prompt_counts_identical_names():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from lmd.conversation import Conversation, RenderOutput, RenderRequest, SessionError, SketchRenderer
+from lmd.conversation.identity import derive_seed
+from lmd.layouts import LayoutParseError
 
-from conversation import Conversation, RenderOutput, RenderRequest, SessionError, SketchRenderer
-from conversation.identity import derive_seed
-from layouts import LayoutParseError
 from tests.scripted_planner import (
     BEACH,
     BLACK_CAT,
@@ -249,7 +249,7 @@ def test_rejects_a_planner_without_the_planner_interface():
 
 
 def test_render_request_needs_one_seed_per_box():
-    from layouts import parse
+    from lmd.layouts import parse
 
     with pytest.raises(ValueError, match="one seed per box"):
         RenderRequest(layout=parse(CAT_DOG), background_seed=1, object_seeds=[1])

@@ -6,10 +6,9 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from conversation.identity import MatchConfig, Tracked, assign, derive_seed, match_boxes
-from conversation.summary import describe_change, describe_layout
-from layouts import Box, Layout
+from lmd.conversation.identity import MatchConfig, Tracked, assign, derive_seed, match_boxes
+from lmd.conversation.summary import describe_change, describe_layout
+from lmd.layouts import Box, Layout
 
 CAT = Box(name="a cat", x=40, y=200, w=160, h=160)
 DOG = Box(name="a dog", x=300, y=190, w=170, h=180)

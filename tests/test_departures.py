@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from lmd.controller import LMDConfig
+from lmd.controller.captions import TokenRule, Tokens, box_tokens, overall_phrases, overall_tokens
 from lmd.controller.compose import compose
 from lmd.controller.masks import centring_offset, point_prompt, resize_masks, shift_unit
 from lmd.controller.methods.lmd_plus import PlusSettings, grounding
 from lmd.controller.noise import Cells, object_seeds
 from lmd.controller.overall import OverallObject, PlacedBox
-from lmd.controller.prompts import TokenRule, Tokens, box_tokens, overall_phrases, overall_tokens
 from lmd.controller.trace import TraceRecorder
 from tests.fixtures_parity import render
 from tests.parity_fixture import SCENARIOS, Comparison, StopRender, error, pipeline, scenario

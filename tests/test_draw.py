@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lmd.layouts import Box, Layout, draw
+from lmd.layouts import fonts as fonts_module
+from lmd.layouts.draw import caption_lines, labels, place_label
+from lmd.layouts.fonts import font_for, has_glyphs
 from PIL import Image, ImageDraw
-
-from layouts import Box, Layout, draw
-from layouts import fonts as fonts_module
-from layouts.draw import caption_lines, labels, place_label
-from layouts.fonts import font_for, has_glyphs
 
 # A subset of WenQuanYi Micro Hei (Apache-2.0) with the characters these tests draw.
 CJK_FONT = Path(__file__).parent / "data" / "cjk-subset.ttf"

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lmd.layouts.model import Box, Layout
 
-from layouts.model import Box, Layout
 from lmd.controller import BoxCache, Controller, LMDConfig
 from lmd.controller.attention import AttentionStore, installed
+from lmd.controller.captions import box_prompt, box_tokens
 from lmd.controller.engine import Run
 from lmd.controller.family import family_of
 from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.noise import Cells, gaussian
-from lmd.controller.prompts import box_prompt, box_tokens
 from lmd.controller.trace import TraceRecorder
 from lmd.models import ModelLoadError, load_pipeline
 

@@ -4,12 +4,12 @@ iteration schedule, and stops per box by the configured rule."""
 import torch
 
 from lmd.controller.attention import AttentionStore, find_hooked_layers, installed
+from lmd.controller.captions import box_prompt, box_tokens
 from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.noise import Cells
-from lmd.controller.prompts import box_prompt, box_tokens
 
 NAMES = ["a gray cat", "a red ball"]
 CELLS = [Cells(1, 4, 6, 8), Cells(9, 2, 5, 5)]

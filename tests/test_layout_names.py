@@ -6,9 +6,9 @@ import warnings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lmd.layouts import Box, LayoutWarning, parse
 
-from layouts import Box, LayoutWarning, parse
-from lmd.controller.prompts import box_tokens, overall_phrases, overall_prompt, overall_tokens
+from lmd.controller.captions import box_tokens, overall_phrases, overall_prompt, overall_tokens
 from lmd.random_pipeline import build_tokenizer
 
 TOKENIZER = build_tokenizer()  # the real CLIP BPE of random:tiny, no model weights

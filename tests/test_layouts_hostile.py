@@ -1,4 +1,4 @@
-"""`layouts.parse` against hostile replies: it raises `LayoutParseError` or returns a valid
+"""`lmd.layouts.parse` against hostile replies: it raises `LayoutParseError` or returns a valid
 layout for every string, in time linear in the string's length."""
 
 import time
@@ -7,8 +7,7 @@ import warnings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from layouts import Box, Layout, LayoutParseError, LayoutWarning, parse
+from lmd.layouts import Box, Layout, LayoutParseError, LayoutWarning, parse
 
 TEMPLATE = "Objects: [('{n}', [{x}, {y}, {w}, {h}])]\nBackground prompt: {b}\nNegative prompt: {g}"
 JSON = '{{"boxes": [{{"name": "{n}", "box": [{x}, {y}, {w}, {h}]}}], "background": "{b}"}}'

@@ -5,8 +5,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from layouts import Box, Layout, LayoutParseError, LayoutWarning, parse
+from lmd.layouts import Box, Layout, LayoutParseError, LayoutWarning, parse
 
 # Kept in the repository (tests/data/README.md), so every clone runs these tests.
 DATA = Path(__file__).resolve().parent / "data" / "lmd_benchmark_gpt-3.5-turbo.json"

@@ -5,9 +5,8 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from layouts import Box, Layout, LayoutParseError, LayoutWarning, atomic_write_text, draw, parse
-from layouts.model import trim_name
+from lmd.layouts import Box, Layout, LayoutParseError, LayoutWarning, atomic_write_text, draw, parse
+from lmd.layouts.model import trim_name
 
 # Names may hold quotes, apostrophes, backslashes, brackets and any letter; whitespace is
 # collapsed by the model, so generated text is already in that form.
@@ -126,7 +125,7 @@ def test_draw_over_an_image_scales_boxes_to_it():
 
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
-    from layouts.io import atomic_write
+    from lmd.layouts.io import atomic_write
 
     target = tmp_path / "layout.json"
     atomic_write_text(target, "old")

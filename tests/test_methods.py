@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from lmd.layouts.model import Box, Layout
 
-from layouts.model import Box, Layout
 from lmd.api import Renderer, RenderSettings
 from lmd.controller import BoxCache, Controller, LMDConfig
 from lmd.controller.methods import LMD, get_method, method_names, register, unregister

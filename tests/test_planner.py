@@ -4,9 +4,8 @@ import json
 import shutil
 
 import pytest
-
-from layouts import Box, Layout, LayoutWarning
-from prompts import DEFAULT_TEMPLATE_DIR, LLMUnavailableError, Planner, PlannerError
+from lmd.layouts import Box, Layout, LayoutWarning
+from lmd.prompts import DEFAULT_TEMPLATE_DIR, LLMUnavailableError, Planner, PlannerError
 
 GOOD = (
     "Objects: [('a cat', [40, 200, 180, 200]), ('a dog', [290, 190, 190, 220])]\n"

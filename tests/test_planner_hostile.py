@@ -5,8 +5,8 @@ import time
 import warnings
 
 import pytest
+from lmd.prompts import EXCERPT_CHARS, LanguageWarning, LLMUnavailableError, PlannerError
 
-from prompts import EXCERPT_CHARS, LanguageWarning, LLMUnavailableError, PlannerError
 from tests.fixtures_llm import SILENT, ScriptedLLMServer, Status, Trickle
 
 GOOD = (

@@ -8,10 +8,10 @@ import io
 import json
 
 import pytest
+from lmd.conversation import Conversation
+from lmd.layouts import Layout
 from PIL import Image
 
-from conversation import Conversation
-from layouts import Layout
 from lmd.api import Renderer, RenderError, RenderSettings, generate
 from lmd.cli import run
 

@@ -4,9 +4,8 @@ import re
 import shutil
 
 import pytest
-
-from layouts import Box, Layout
-from prompts import DEFAULT_TEMPLATE_DIR, TemplateError, load_template
+from lmd.layouts import Box, Layout
+from lmd.prompts import DEFAULT_TEMPLATE_DIR, TemplateError, load_template
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import json
 from types import SimpleNamespace
 
 import torch
+from lmd.layouts import Box, Layout
 from PIL import Image
 
-from layouts import Box, Layout
 from lmd.cli import run
 from lmd.cli.render import SLUG_CHARS, object_slug, save_objects
 

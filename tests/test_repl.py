@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-from conversation import Conversation, SketchRenderer, run_repl
-from layouts import parse
+from lmd.conversation import Conversation, SketchRenderer, run_repl
+from lmd.layouts import parse
+
 from tests.scripted_planner import (
     CAT_DOG,
     DOG_LEFT,

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from lmd.conversation import Conversation, SketchRenderer, run_repl
 
-from conversation import Conversation, SketchRenderer, run_repl
 from tests.fixtures_llm import SILENT, Status, Trickle
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,7 @@ import json
 import os
 
 import pytest
-
-from conversation import (
+from lmd.conversation import (
     Conversation,
     RenderOutput,
     RenderRequest,
@@ -15,7 +14,8 @@ from conversation import (
     SessionError,
     SketchRenderer,
 )
-from layouts import LmdError
+from lmd.layouts import LmdError
+
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, WITH_HAT, ScriptedPlanner
 
 

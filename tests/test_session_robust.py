@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from lmd.conversation import Conversation, Session, SessionError, SketchRenderer
+from lmd.conversation.lock import SessionLock, lock_path
 
-from conversation import Conversation, Session, SessionError, SketchRenderer
-from conversation.lock import SessionLock, lock_path
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, ONLY_CAT, ScriptedPlanner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def _nested(depth: int) -> list:
 
 
 def test_an_oversized_session_file_is_refused_unread(tmp_path, monkeypatch):
-    import conversation.session as session_module
+    import lmd.conversation.session as session_module
 
     path = tmp_path / "session.json"
     one_turn_session(path)
@@ -137,7 +137,7 @@ def test_a_closed_conversation_is_refused_before_it_asks_or_writes_a_picture(tmp
 
 HOLDER = """
 import sys
-from conversation import Conversation, SketchRenderer
+from lmd.conversation import Conversation, SketchRenderer
 from tests.scripted_planner import ScriptedPlanner
 c = Conversation.load(sys.argv[1], ScriptedPlanner(), SketchRenderer())
 print("holding", flush=True)

@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
+from lmd.conversation import Conversation, RenderOutput
 
-from conversation import Conversation, RenderOutput
 from lmd.api import RenderSettings
 from lmd.controller import BoxCache
 from lmd.web.pool import RenderPool

@@ -4,10 +4,10 @@ pictures with boxes, the turns strip, per-phase progress. No gradio needed."""
 from __future__ import annotations
 
 import pytest
+from lmd.conversation import Conversation, SketchRenderer
+from lmd.layouts import Layout, LayoutParseError
 from PIL import Image
 
-from conversation import Conversation, SketchRenderer
-from layouts import Layout, LayoutParseError
 from lmd.web import views
 from lmd.web.progress import DECODE, PHASES, PLANNING, PhaseProgress
 from tests.scripted_planner import CAT_DOG, ScriptedPlanner

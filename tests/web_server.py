@@ -91,9 +91,10 @@ class WebServer:
         self.concurrency = concurrency
 
     def __enter__(self) -> WebServer:
+        from lmd.prompts import Planner
+
         from lmd.api import RenderSettings
         from lmd.web.app import Defaults, build_app, launch, make_handlers
-        from prompts import Planner
 
         self.llm = ScriptedLLMServer()
 

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layouts import Layout, LayoutParseError, LayoutWarning, parse
+from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
 
 BENCHMARK = "lmd-benchmark"
 

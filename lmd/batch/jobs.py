@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from layouts import atomic_write_text
+from lmd.layouts import atomic_write_text
 
 META = "meta.json"
 ERROR = "error.json"

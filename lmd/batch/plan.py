@@ -15,8 +15,8 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from layouts import Layout, LayoutWarning, atomic_write_text
 from lmd.batch.inputs import BatchPrompt
+from lmd.layouts import Layout, LayoutWarning, atomic_write_text
 
 LAYOUTS_FILE = "layouts.jsonl"
 
@@ -76,7 +76,7 @@ def plan_prompts(
 ) -> dict[int, Planned]:
     """Plan what `path` does not hold yet and return every prompt's record.
 
-    `planner` is a `prompts.Planner` or a function making one (called only if a prompt needs
+    `planner` is a `lmd.prompts.Planner` or a function making one (called only if a prompt needs
     the LLM). `retry_failed` asks again for prompts that failed before. `progress(done, total)`
     follows the prompts planned in this call. A caption the LLM never answers readably is that
     prompt's failure; an unreachable LLM stops the stage (`LLMUnavailableError`).
@@ -155,7 +155,7 @@ def _ask_all(planner, prompts: Sequence[BatchPrompt], workers: int, keep) -> Non
 
 
 def _ask(planner, prompt: BatchPrompt) -> Planned:
-    from prompts import LLMUnavailableError, PlannerError
+    from lmd.prompts import LLMUnavailableError, PlannerError
 
     try:
         result = planner.complete(planner.plan_messages(prompt.caption), sample=prompt.sample)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layouts import atomic_write_text
 from lmd.batch import jobs as J
+from lmd.layouts import atomic_write_text
 
 INDEX_FILE = "index.jsonl"
 SHOWN_FAILURES = 5

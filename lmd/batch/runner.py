@@ -19,12 +19,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from layouts import atomic_write_text
 from lmd.batch import jobs as J
 from lmd.batch.inputs import BatchPrompt
 from lmd.batch.plan import LAYOUTS_FILE, Planned, plan_prompts
 from lmd.batch.processes import Processes
 from lmd.batch.report import BatchSummary, ProcessStats, write_index
+from lmd.layouts import atomic_write_text
 
 SETTINGS_FILE = "batch.json"
 # Settings that change the pictures: a folder drawn with some cannot be resumed with others.
@@ -64,7 +64,7 @@ def run_batch(
 ) -> BatchSummary | None:
     """Plan and draw a batch; the main process returns the summary, the others None.
 
-    `planner` is a `prompts.Planner` or a function making one (used only for prompts without
+    `planner` is a `lmd.prompts.Planner` or a function making one (used only for prompts without
     a layout); `settings` a `RenderSettings`; `renderer` an already loaded `Renderer` (else
     one is loaded on this process's device). `on_start(n)` is told this process's job count.
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from layouts import Box, Layout
+from lmd.layouts import Box, Layout
 
 FIRST = Layout(
     boxes=[

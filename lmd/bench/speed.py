@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from layouts import Box, Layout
+from lmd.layouts import Box, Layout
 
 NAMES = ["a grey cat", "a brown dog", "a red ball", "a green tree", "a blue car", "a yellow kite"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from layouts import Layout
+from lmd.layouts import Layout
 
 PREFIX = "A realistic photo of a scene"
 CLASSES = ("backpack", "book", "bottle", "bowl", "car", "cat", "chair", "cup", "dog", "laptop")
@@ -213,7 +213,7 @@ def parse_replies(replies: Iterable[str]) -> Iterator[Layout | None]:
     """Each reply read as a layout on the 512x512 canvas; None when it cannot be read."""
     import warnings
 
-    from layouts import LayoutParseError, LayoutWarning, parse
+    from lmd.layouts import LayoutParseError, LayoutWarning, parse
 
     for reply in replies:
         with warnings.catch_warnings():
@@ -225,14 +225,14 @@ def parse_replies(replies: Iterable[str]) -> Iterator[Layout | None]:
 
 
 def ask_llm(planner, prompts: Sequence[BenchPrompt]) -> Iterator[Layout | None]:
-    """Each prompt planned by `planner` (a `prompts.Planner`), repeats sampled independently.
+    """Each prompt planned by `planner` (a `lmd.prompts.Planner`), repeats sampled independently.
 
     A caption the LLM never answers readably is a failure (None); an unreachable LLM raises.
     """
     import warnings
 
-    from layouts import LayoutWarning
-    from prompts import LLMUnavailableError, PlannerError
+    from lmd.layouts import LayoutWarning
+    from lmd.prompts import LLMUnavailableError, PlannerError
 
     seen: Counter[str] = Counter()
     for prompt in prompts:

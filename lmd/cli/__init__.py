@@ -43,7 +43,7 @@ def _click():
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
-    from layouts.errors import LmdError
+    from lmd.layouts.errors import LmdError
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.

@@ -61,7 +61,7 @@ def stage2(
             if not r.passed:
                 print(f"failed {r.task}: {r.job} {r.caption!r}", file=sys.stderr)
     if as_json is not None:
-        from layouts import atomic_write_text
+        from lmd.layouts import atomic_write_text
 
         records = [r.to_json() for r in report.results]
         atomic_write_text(as_json, json.dumps(records, indent=1, ensure_ascii=False) + "\n")

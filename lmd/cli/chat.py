@@ -81,9 +81,9 @@ def chat_command(
     A resumed session keeps the model, method, steps and size it was started with; a flag
     given now overrides that setting for this run (and says so).
     """
-    from conversation import Conversation, Session, run_repl
     from lmd.api import check_out_dir
-    from prompts.cache import default_cache_dir
+    from lmd.conversation import Conversation, Session, run_repl
+    from lmd.prompts.cache import default_cache_dir
 
     # 1. Where the session and its pictures live; read the session before anything slow.
     session_path = session.expanduser() if session else (output or DEFAULT_FOLDER) / "session.json"
@@ -146,7 +146,7 @@ def _changes(kept: dict, given: dict) -> list[str]:
 
 def _check_no_other_session(out_dir: Path, renders: int, session_path: Path) -> None:
     """Refuse a folder whose next `turn-NNN.png` files another session already wrote."""
-    from conversation import SessionError
+    from lmd.conversation import SessionError
 
     if not out_dir.is_dir():
         return

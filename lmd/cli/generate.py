@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from layouts import LayoutWarning
 from lmd.cli.app import app
 from lmd.cli.options import (
     LLM_TIMEOUT,
@@ -36,6 +35,7 @@ from lmd.cli.options import (
     render_settings,
 )  # fmt: skip
 from lmd.cli.progress import Bars, say_loading
+from lmd.layouts import LayoutWarning
 
 
 @app.command("generate")

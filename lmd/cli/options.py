@@ -171,7 +171,7 @@ def make_planner(
     llm_timeout: float = LLM_TIMEOUT,
 ):
     """The planner the options ask for; each retry is announced on stderr."""
-    from prompts import Planner
+    from lmd.prompts import Planner
 
     return Planner(
         model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries,

@@ -45,7 +45,7 @@ def plan(
 @contextmanager
 def layout_warnings_to_stderr() -> Iterator[None]:
     """Show each `LayoutWarning` (a box clipped or dropped) as one `warning:` line on stderr."""
-    from layouts import LayoutWarning
+    from lmd.layouts import LayoutWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayoutWarning)

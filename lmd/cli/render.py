@@ -55,8 +55,8 @@ def render_command(
 
     LAYOUT.json is a layout file (`lmd plan -o`), JSON or the planner's text format.
     """
-    from layouts import LayoutParseError, parse
     from lmd.api import check_out_dir, save_outputs
+    from lmd.layouts import LayoutParseError, parse
 
     # 1. Everything that can be wrong before a model loads.
     try:
@@ -103,7 +103,7 @@ def save_objects(folder: Path, result) -> list[Path]:
     import torch.nn.functional as F
     from PIL import Image
 
-    from layouts.io import atomic_save_image
+    from lmd.layouts.io import atomic_save_image
 
     width, height = result.image.size
     paths = []

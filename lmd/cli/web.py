@@ -12,7 +12,6 @@ from pathlib import Path
 
 import typer
 
-from layouts.errors import LmdError
 from lmd.cli.app import app
 from lmd.cli.options import (
     LLM_TIMEOUT,
@@ -37,6 +36,7 @@ from lmd.cli.options import (
     make_planner,
     render_settings,
 )  # fmt: skip
+from lmd.layouts.errors import LmdError
 
 INSTALL = 'pip install -e ".[web]" (or pip install "lmd[web]")'
 
@@ -111,7 +111,7 @@ def web_command(
             f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
         ) from None
 
-    from prompts import default_model
+    from lmd.prompts import default_model
 
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,

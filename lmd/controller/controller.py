@@ -22,9 +22,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from layouts.model import Layout
 from lmd.controller.attention import AttentionStore, installed
 from lmd.controller.cache import BoxCache, BoxKey, BoxResult
+from lmd.controller.captions import (
+    TokenRule,
+    box_tokens,
+    overall_phrases,
+    overall_prompt,
+    overall_tokens,
+)
 from lmd.controller.compose import compose, shift, shift_flat
 from lmd.controller.config import LMDConfig
 from lmd.controller.engine import Callback, Counts, Run
@@ -34,14 +40,8 @@ from lmd.controller.methods import Method, get_method
 from lmd.controller.noise import gaussian, object_seeds, to_cells
 from lmd.controller.overall import OverallObject, PlacedBox, generate_overall
 from lmd.controller.per_box import BoxJob, generate_boxes
-from lmd.controller.prompts import (
-    TokenRule,
-    box_tokens,
-    overall_phrases,
-    overall_prompt,
-    overall_tokens,
-)
 from lmd.controller.trace import Trace
+from lmd.layouts.model import Layout
 
 
 @dataclass
@@ -91,7 +91,9 @@ class Controller:
 
     def check_inputs(self, layout, seed, method, height, width, object_seeds) -> None:
         if not isinstance(layout, Layout):
-            raise ValueError(f"`layout` must be a layouts.Layout but is {type(layout).__name__}")
+            raise ValueError(
+                f"`layout` must be an lmd.layouts.Layout but is {type(layout).__name__}"
+            )
         get_method(method).check(self.pipe, self.family)
         if not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"`seed` must be an integer in [0, 2**63) but is {seed!r}")

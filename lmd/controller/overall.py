@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from lmd.controller.captions import Tokens
 from lmd.controller.compose import Composed
 from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target, Transfer
 from lmd.controller.noise import Cells
-from lmd.controller.prompts import Tokens
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 
 from lmd.controller.attention import layer_resolution
 from lmd.controller.cache import BoxKey, BoxResult
+from lmd.controller.captions import Tokens, box_prompt
 from lmd.controller.conditioning import Conditioning
 from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
@@ -27,7 +28,6 @@ from lmd.controller.masks import (
 )
 from lmd.controller.memory import boxes_per_batch
 from lmd.controller.noise import Cells, blend, gaussian
-from lmd.controller.prompts import Tokens, box_prompt
 
 
 @dataclass

@@ -16,9 +16,9 @@ from typing import Any
 
 import gradio as gr
 
-from layouts import LmdError
 from lmd.api import RenderSettings
 from lmd.controller.methods import method_names
+from lmd.layouts import LmdError
 from lmd.web import views
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
@@ -28,7 +28,7 @@ log = logging.getLogger("lmd.web")
 SEED_LIMIT = 2**31
 
 PlannerFactory = Callable[[str | None, str | None], Any]
-"""`factory(llm, llm_base_url)` -> a `prompts.Planner` (None: the command's default)."""
+"""`factory(llm, llm_base_url)` -> a `lmd.prompts.Planner` (None: the command's default)."""
 
 
 def one_line(error: BaseException) -> str:

@@ -1,7 +1,7 @@
 """`WebSession`: one browser session's conversation, its folder and its turns' object pictures.
 
 Each browser session gets its own `WebSession` (Gradio keeps it per session), so nothing is
-shared between people but the loaded models. The turn logic is `conversation.Conversation`'s;
+shared between people but the loaded models. The turn logic is `lmd.conversation.Conversation`'s;
 this only chooses which planner and renderer settings the next turn uses.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from PIL import Image
 
-from conversation import Conversation, RenderOutput, RenderRequest, Session, SessionError, Turn
 from lmd.api import RenderSettings
+from lmd.conversation import Conversation, RenderOutput, RenderRequest, Session, SessionError, Turn
 from lmd.web.pool import RenderPool
 
 SESSION_FILE = "session.json"

@@ -1,7 +1,7 @@
 """What the page shows, as plain data: chat messages, the layout table, pictures, thumbnails.
 
 Nothing here imports gradio, so it is tested without a server. `layout_from_table` reads the
-hand-edited table back through `layouts.parse`, which clips boxes the way it clips an LLM's.
+hand-edited table back through `lmd.layouts.parse`, which clips boxes the way it clips an LLM's.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from PIL import Image
 
-from conversation import Session, Turn, is_manual
-from conversation.manager import REROLL_REQUEST
-from layouts import Layout, LayoutParseError, LayoutWarning, draw, parse
+from lmd.conversation import Session, Turn, is_manual
+from lmd.conversation.manager import REROLL_REQUEST
+from lmd.layouts import Layout, LayoutParseError, LayoutWarning, draw, parse
 
 COLUMNS = ["name", "x", "y", "w", "h"]
 """The layout table's columns: the object's name and its box in pixels on the canvas."""
