@@ -6,13 +6,9 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from lmd.controller.attention import (
-    AttentionStore,
-    StopForward,
-    find_hooked_layers,
-    installed,
-    layer_resolution,
-)
+from lmd.controller.attention import AttentionStore, StopForward, installed
+from lmd.controller.backbones.unet import find_hooked_layers
+from lmd.controller.backbones.unet import grid_at as layer_resolution
 
 
 def sd15_shaped_unet():
@@ -68,7 +64,7 @@ def test_capture_keeps_only_the_conditional_rows_and_chosen_columns_and_changes_
     store = AttentionStore(find_hooked_layers(unet))
     columns = torch.tensor([[1, 4], [2, 3]])
     with installed(unet, store), torch.no_grad():
-        store.set({layer}, columns, cfg=True)
+        store.set({layer}, columns, cond=slice(2, None))
         captured = unet(x, 10, encoder_hidden_states=emb).sample
         maps = store.maps
     hook.remove()
@@ -161,7 +157,7 @@ def test_a_render_leaves_every_processor_the_user_set_and_runs_it(tiny_pipe):
         # Each ran in every UNet call that reached it: a guidance forward stops after the
         # last guided layer; a hooked layer computes its output with its own processor.
         assert result.counts.guidance_forwards > 0
-        assert mine[early].calls == mine[guided].calls == result.unet_forwards
-        assert mine[late].calls == result.unet_forwards - result.counts.guidance_forwards
+        assert mine[early].calls == mine[guided].calls == result.counts.forwards
+        assert mine[late].calls == result.counts.forwards - result.counts.guidance_forwards
     finally:
         unet.set_attn_processor(before)

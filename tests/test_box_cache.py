@@ -13,7 +13,7 @@ MB = 2**20
 
 
 def key(name: str) -> BoxKey:
-    return BoxKey("m", name, (4, 4), 1, 2, "bg", "", "lmd", (8, 8), LMDConfig())
+    return BoxKey("m", name, (4, 4), 1, 2, "bg", (8, 8), LMDConfig())
 
 
 def result(name: str, frames: torch.Tensor | None = None, image: bool = False) -> BoxResult:

@@ -2,7 +2,8 @@
 
 import torch
 
-from lmd.controller.attention import AttentionStore, find_hooked_layers
+from lmd.controller.attention import AttentionStore
+from lmd.controller.backbones.unet import find_hooked_layers
 from lmd.controller.compose import bounding_box_mask, compose, shift
 from lmd.controller.config import LMDConfig
 from lmd.controller.engine import Run

@@ -9,8 +9,10 @@ from lmd.layouts.model import Box, Layout
 from lmd.controller import BoxCache, Controller, LMDConfig
 from lmd.controller.attention import AttentionStore, installed
 from lmd.controller.engine import Run
+from lmd.controller.flows import Drawing
+from lmd.controller.flows.boxes import box_jobs
 from lmd.controller.noise import gaussian
-from lmd.controller.per_box import generate_boxes
+from lmd.controller.per_box import BoxPhase, generate_boxes
 
 STEPS = 5
 # Threshold 0 forces every guidance iteration, the worst case, so the tests exercise it.
@@ -34,14 +36,14 @@ def test_batched_per_box_equals_box_by_box(tiny_pipe):
     three = layout(("a gray cat", 40, 220, 160, 200), ("a dog", 300, 150, 180, 260),
                    ("a red ball", 200, 400, 80, 80))  # fmt: skip
     results = {}
+    scaled, noise = three.scaled(128, 128), gaussian(0, (4, 16, 16))
     for batch in (3, 1):
-        c.config = c.config.replace(box_batch_size=batch)
         store = AttentionStore(c.layers)
-        run = Run(tiny_pipe, c.config, "lmd", store, (128, 128), (16, 16))
-        jobs = c.box_jobs(run, three.scaled(128, 128), [1, 2, 3], 0)
+        run = Run(tiny_pipe, c.config, "lmd", store, (128, 128), (16, 16), box_batch_size=batch)
+        phase = BoxPhase.of(c.config, run.method, scaled.negative)
+        jobs = box_jobs(Drawing(run, scaled, 0, [1, 2, 3], noise, "random:tiny"), phase)
         with torch.no_grad(), installed(tiny_pipe.unet, store):
-            noise = gaussian(0, (4, 16, 16))
-            results[batch] = generate_boxes(run, jobs, noise, "a grassy park", "dark")
+            results[batch] = generate_boxes(run, jobs, phase, noise, "a grassy park")
         results[f"counts{batch}"] = run.counts
     for a, b in zip(results[3], results[1], strict=True):
         assert torch.allclose(a.frames, b.frames, atol=1e-4)
@@ -67,8 +69,8 @@ def test_lmd_renders_deterministically_and_counts_its_work(tiny_pipe):
     guided = c.config.guidance_until
     iters = sum(c.config.iterations(i) for i in range(guided))
     # Per box: STEPS CFG calls + (iters + 0) guidance calls; the same overall.
-    assert first.unet_forwards == 2 * (STEPS + iters)
-    assert first.unet_backwards == 2 * iters
+    assert first.counts.forwards == 2 * (STEPS + iters)
+    assert first.counts.backwards == 2 * iters
     assert first.counts.guidance_forwards == 2 * iters
     assert c.render(CAT_DOG, seed=4).image.tobytes() != first.image.tobytes()
 
@@ -76,11 +78,11 @@ def test_lmd_renders_deterministically_and_counts_its_work(tiny_pipe):
 def test_sd_method_and_layouts_without_boxes(tiny_pipe):
     c = controller(tiny_pipe)
     sd = c.render(CAT_DOG, method="sd")
-    assert (sd.unet_forwards, sd.unet_backwards, sd.generated) == (STEPS, 0, 0)
+    assert (sd.counts.forwards, sd.counts.backwards, sd.generated) == (STEPS, 0, 0)
     empty = layout()
     lmd = c.render(empty, method="lmd")  # nothing to ground: plain SD from the background
     assert lmd.image.tobytes() == c.render(empty, method="sd").image.tobytes()
-    assert lmd.box_images == [] and lmd.unet_forwards == STEPS
+    assert lmd.box_images == [] and lmd.counts.forwards == STEPS
 
 
 def test_bad_inputs_fail_fast_naming_the_argument(tiny_pipe):
@@ -105,7 +107,7 @@ def test_box_off_canvas_and_other_sizes(tiny_pipe):
 
 
 def test_forty_boxes_render_in_batches(tiny_pipe):
-    c = controller(tiny_pipe, steps=2, box_batch_size=16)
+    c = Controller(tiny_pipe, LMDConfig(steps=2), model_id="random:tiny", box_batch_size=16)
     boxes = [(f"a {w}", (i % 8) * 64, (i // 8) * 100, 60, 90) for i, w in
              enumerate(["cat", "dog", "ball", "tree", "car"] * 8)]  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
@@ -136,7 +138,7 @@ def test_cache_reuses_a_moved_object_exactly(tiny_pipe):
     assert (again.generated, again.reused) == (0, 2)
     fresh = c.render(moved, seed=5)
     assert again.image.tobytes() == fresh.image.tobytes()  # LMD draws centred: exact reuse
-    assert again.unet_forwards < fresh.unet_forwards
+    assert again.counts.forwards < fresh.counts.forwards
     resized = layout(("a gray cat", 200, 220, 100, 120), ("a dog", 300, 150, 180, 260))
     third = c.render(resized, seed=5, cache=cache)
     assert (third.generated, third.reused) == (1, 1)
@@ -153,10 +155,10 @@ def test_lmd_plus_on_the_tiny_gligen_unet(tiny_gligen_pipe, tiny_sam):
     c = Controller(tiny_gligen_pipe, LMDConfig(**FORCED), segmenter=tiny_sam)
     cache = BoxCache()
     plus = c.render(CAT_DOG, method="lmd+", cache=cache)
-    assert plus.generated == 2 and plus.unet_backwards > 0  # overall guidance only
+    assert plus.generated == 2 and plus.counts.backwards > 0  # overall guidance only
     guided = c.config.guidance_until
     iters = sum(c.config.iterations(i) for i in range(guided))
-    assert plus.unet_backwards == iters  # no per-box guidance for LMD+
+    assert plus.counts.backwards == iters  # no per-box guidance for LMD+
     assert all(m.enabled for m in fusers)  # scheduled sampling restored afterwards
     assert plus.image.tobytes() != c.render(CAT_DOG, method="lmd").image.tobytes()
     moved = layout(("a gray cat", 60, 220, 160, 200), ("a dog", 300, 150, 180, 260))
@@ -174,7 +176,7 @@ def test_no_guided_steps_and_a_refiner(tiny_pipe):
 
     c = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0), refine=refine)
     result = c.render(CAT_DOG)
-    assert result.unet_backwards == 0 and result.counts.guidance_forwards == 0
+    assert result.counts.backwards == 0 and result.counts.guidance_forwards == 0
     assert [p for _, p in seen] == ["a grassy park with a dog, a gray cat"]  # names sorted
     assert result.image is refined[0]  # the refiner's output is what is returned
     unrefined = Controller(tiny_pipe, LMDConfig(steps=3, guidance_steps=0)).render(CAT_DOG)
@@ -182,47 +184,74 @@ def test_no_guided_steps_and_a_refiner(tiny_pipe):
     assert result.image.tobytes() != unrefined.image.tobytes()
 
 
-def _changed(config: LMDConfig, names) -> LMDConfig:
-    """`config` with each field in `names` set to some other valid value."""
-    from lmd.controller.config import PAPER, _choices
+def _other(settings, name: str):
+    """Some other valid value of field `name` of a settings dataclass."""
+    import typing
 
-    changes = {}
-    for name in names:
-        value = getattr(config, name)
-        if name in PAPER:
-            changes[name] = next(c for c in _choices()[name] if c != value)
-        elif isinstance(value, bool):
-            changes[name] = not value
-        elif isinstance(value, tuple):
-            changes[name] = (1,) * len(value)
-        elif isinstance(value, float) and value <= 1:
-            changes[name] = value / 2  # ratios stay in range
-        else:
-            changes[name] = value + 1
-    return config.replace(**changes)
+    value = getattr(settings, name)
+    choices = typing.get_args(typing.get_type_hints(type(settings))[name])
+    if choices and all(isinstance(c, str) for c in choices):  # a Literal
+        return next(c for c in choices if c != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, tuple):
+        return (1,) * len(value)
+    if isinstance(value, str):
+        return value + ", extra words"
+    if isinstance(value, float) and value <= 1:
+        return value / 2  # ratios stay in range
+    return value + 1
+
+
+def _drawn(pipe, config, method, cache=None):
+    """The per-box phase alone (LMD's flow up to its objects): (results, drawn, reused)."""
+    from lmd.controller.flows.boxes import boxes
+    from lmd.controller.noise import object_seeds
+
+    c = Controller(pipe, config, model_id="tiny")
+    scaled = CAT_DOG.scaled(*reversed(c.native_size))
+    run = Run(pipe, config, method, AttentionStore(c.layers), c.native_size, (16, 16))
+    noise = gaussian(5, (4, 16, 16))
+    drawing = Drawing(run, scaled, 5, object_seeds(5, scaled.names, None), noise, "tiny", cache)
+    with torch.no_grad(), installed(pipe.unet, run.store):
+        return boxes(drawing)
 
 
 @pytest.mark.parametrize("method", ["lmd", "lmd+"])
-def test_settings_the_per_box_phase_ignores_leave_its_results_unchanged(
+def test_the_per_box_cache_keys_on_exactly_what_the_per_box_phase_reads(
     method, tiny_pipe, tiny_gligen_pipe
 ):
-    """The cache keys per-box results on `per_box_view`; here is why that is safe."""
-    from lmd.controller.config import GUIDANCE_ONLY, OVERALL_ONLY
+    """Every setting, the config's and the method's, changed alone: where the per-box phase's
+    settings (`BoxPhase`, the cache key) stay equal, the objects drawn afresh are the same
+    (the setting is truly not read); where they change, cached objects are not reused."""
+    import dataclasses
+
+    from lmd.controller.methods import get_method
 
     pipe = tiny_gligen_pipe if method == "lmd+" else tiny_pipe
-    base = LMDConfig(steps=2, loss_threshold=0.0)
-    ignored = OVERALL_ONLY + (GUIDANCE_ONLY if method == "lmd+" else ())
-    changed = _changed(base, ignored)
-    assert changed.per_box_view(method) == base.per_box_view(method)
-    caches = [BoxCache(), BoxCache()]
-    for config, cache in zip((base, changed), caches, strict=True):
-        controller = Controller(pipe, config, model_id="tiny")
-        controller.render(CAT_DOG, method=method, cache=cache, object_seeds=[3, 4])
-    keys = list(caches[0]._items)
-    (a, b) = ([cache.get(k) for k in keys] for cache in caches)
-    assert len(a) == 2 and all(r is not None for r in b)
-    for x, y in zip(a, b, strict=True):
-        assert torch.equal(x.frames, y.frames) and torch.equal(x.mask, y.mask)
-        assert all(torch.equal(x.attention[k], y.attention[k]) for k in x.attention)
-    # A setting it does read is part of the key.
-    assert base.replace(gaussian_sigma=1.0).per_box_view(method) != base.per_box_view(method)
+    base_cfg, base = LMDConfig(steps=2, loss_threshold=0.0), get_method(method)
+    cache = BoxCache()
+    reference, _, _ = _drawn(pipe, base_cfg, base, cache)
+    key = BoxPhase.of(base_cfg, base, CAT_DOG.negative)
+    variants = [
+        (f.name, base_cfg.replace(**{f.name: _other(base_cfg, f.name)}), base)
+        for f in dataclasses.fields(LMDConfig) if f.name != "paper_methods"
+    ] + [
+        (f.name, base_cfg, base.with_settings(**{f.name: _other(base.settings, f.name)}))
+        for f in dataclasses.fields(base.settings)
+    ]  # fmt: skip
+    ignored = []
+    for name, cfg, m in variants:
+        if BoxPhase.of(cfg, m, CAT_DOG.negative) == key:
+            ignored.append(name)
+            fresh, _, _ = _drawn(pipe, cfg, m)
+            for x, y in zip(reference, fresh, strict=True):
+                assert torch.equal(x.frames, y.frames), f"{name} changes the objects"
+                assert torch.equal(x.mask, y.mask), f"{name} changes the masks"
+                assert all(torch.equal(x.attention[k], y.attention[k]) for k in x.attention)
+        else:
+            _, drawn, reused = _drawn(pipe, cfg, m, cache)
+            assert (drawn, reused) == (2, 0), name
+    # The overall phase's own settings are among the ignored ones, the per-box ones are not.
+    assert {"frozen_ratio", "transfer_weight", "shift_grid", "frame0_paste"} <= set(ignored)
+    assert not {"steps", "gaussian_sigma", "blend_ratio", "quality_negative"} & set(ignored)

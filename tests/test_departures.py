@@ -1,6 +1,7 @@
 """Every departure from the paper's code, named: where the defaults move from `paper()`.
 
-`LMDConfig.departures()` lists each field with the paper's value and lmd's default. Here:
+`LMDConfig.departures()` and each method's `departures()` list each field with the paper's value
+and lmd's default (`DEPARTURES`: all of them). Here:
 1. for each field, the recorded scenario that shows it and the first tensor that differs
    when only that field is switched from `paper()` to the other choice (or why no recorded
    scenario can show it, and which test pins it instead);
@@ -20,17 +21,22 @@ from lmd.controller import LMDConfig
 from lmd.controller.captions import TokenRule, Tokens, box_tokens, overall_phrases, overall_tokens
 from lmd.controller.compose import compose
 from lmd.controller.masks import centring_offset, point_prompt, resize_masks, shift_unit
+from lmd.controller.methods import get_method
 from lmd.controller.methods.lmd_plus import PlusSettings, grounding
 from lmd.controller.noise import Cells, object_seeds
-from lmd.controller.overall import OverallObject, PlacedBox
+from lmd.controller.per_box import BoxPhase
+from lmd.controller.phase import PhaseObject
 from lmd.controller.trace import TraceRecorder
 from tests.fixtures_parity import render
 from tests.parity_fixture import SCENARIOS, Comparison, StopRender, error, pipeline, scenario
 
+# Every departure: the shared config's and the methods' own (LMD+'s include LMD's).
+DEPARTURES = {**LMDConfig.departures(), **get_method("lmd+").departures()}
+
 
 def other(field: str):
     """The choice of `field` that is not the paper's."""
-    paper, default = LMDConfig.departures()[field]
+    paper, default = DEPARTURES[field]
     if paper != default:
         return default
     choices = {"energy_tokens": "head", "prompt_order": "layout"}
@@ -44,9 +50,14 @@ def first_difference(parity, name: str, field: str, stop_after=None):
     A field the per-box generation does not read reuses the parity run's objects.
     """
     s = scenario(name)
-    config = s.config(**{field: other(field)})
+    config, method = s.config(), get_method(s.method).paper()
+    if field in LMDConfig.departures():
+        config = s.config(**{field: other(field)})
+    else:
+        method = method.with_settings(**{field: other(field)})
     cache = None
-    if config.per_box_view(s.method) == s.config().per_box_view(s.method):
+    same = BoxPhase.of(config, method, s.layout.negative)
+    if same == BoxPhase.of(s.config(), get_method(s.method).paper(), s.layout.negative):
         cache = parity(name).cache
     recorder = TraceRecorder()
     comparison = Comparison(
@@ -54,8 +65,20 @@ def first_difference(parity, name: str, field: str, stop_after=None):
         then=recorder,
     )  # fmt: skip
     with contextlib.suppress(StopRender):
-        render(s, config, comparison, cache)
+        render_with(s, config, method, comparison, cache)
     return comparison, recorder
+
+
+def render_with(s, config, method, comparison, cache=None):
+    """`tests.fixtures_parity.render` with a `Method` object instead of the scenario's name."""
+    from lmd.controller import Controller
+
+    segmenter = s.segmenter()
+    if callable(segmenter):
+        then = comparison.then
+        comparison.then = (lambda *a: (then(*a), segmenter(*a))) if then else segmenter
+    controller = Controller(pipeline(s.method), config, segmenter=segmenter, model_id=s.name)
+    return controller.render(s.layout, method=method, cache=cache, trace=comparison, **s.seeds)
 
 
 # 1. On the recorded scenarios.
@@ -87,7 +110,7 @@ NOT_SHOWN = {
 
 
 def test_every_departure_is_named_here():
-    assert set(SHOWN) | set(NOT_SHOWN) == set(LMDConfig.departures())
+    assert set(SHOWN) | set(NOT_SHOWN) == set(DEPARTURES)
     assert not set(SHOWN) & set(NOT_SHOWN)
 
 
@@ -224,7 +247,7 @@ FLAWS = {
 def test_every_default_that_is_not_the_papers_has_a_test_showing_the_flaw():
     import importlib
 
-    departing = {f for f, (paper, ours) in LMDConfig.departures().items() if paper != ours}
+    departing = {f for f, (paper, ours) in DEPARTURES.items() if paper != ours}
     assert set(FLAWS) == departing
     for module, function in FLAWS.values():
         assert callable(getattr(importlib.import_module(f"tests.{module}"), function))
@@ -296,13 +319,16 @@ def test_the_papers_sam_point_is_the_corner_of_the_peak_cell():
 
 def test_the_papers_gligen_slots_can_drop_the_largest_box():
     """`gligen_keep` "first": past 30 boxes the paper keeps the first 30 in prompt order."""
-    cfg = LMDConfig.paper()
-    boxes = [
-        PlacedBox(f"a cup {i:02d}", Cells(i, 0, 1, 1), (0, 0, 0.01, 0.01), {}) for i in range(30)
-    ]
-    boxes.append(PlacedBox("a zebra", Cells(0, 2, 20, 20), (0, 0.1, 0.6, 0.7), {}))
-    objects = [OverallObject(Tokens((1,), 1), [i], b.name) for i, b in enumerate(boxes)]
-    _, (paper,) = grounding(cfg, objects, boxes)
-    _, (ours,) = grounding(cfg.replace(gligen_keep="largest"), objects, boxes)
+    settings = get_method("lmd+").paper().settings
+    objects = [
+        PhaseObject(f"a cup {i:02d}", f"a cup {i:02d}", Cells(i, 0, 1, 1), (0, 0, 0.01, 0.01),
+                    Tokens((1,), 1), i)
+        for i in range(30)
+    ]  # fmt: skip
+    objects.append(
+        PhaseObject("a zebra", "a zebra", Cells(0, 2, 20, 20), (0, 0.1, 0.6, 0.7), None, 30)
+    )
+    paper = [p for _, p in grounding(settings, tuple(objects))]
+    ours = [p for _, p in grounding(PlusSettings(gligen_keep="largest"), tuple(objects))]
     assert "a zebra" not in paper and len(paper) == 30
     assert ours[0] == "a zebra" and len(ours) == 30

@@ -102,7 +102,7 @@ def test_every_phase_runs_on_the_family(pipe):
     c = Controller(pipe, LMDConfig(**FORCED))
     iters = sum(c.config.iterations(i) for i in range(c.config.guidance_until))
     # Per-box guidance and overall guidance, every iteration (threshold 0).
-    assert result.unet_backwards == 2 * iters
+    assert result.counts.backwards == 2 * iters
     assert len(trace.steps("box0.energy")) == len(trace.steps("overall.energy")) == iters
     # Masks: on the latent grid, each inside the image and not empty.
     lh, lw = c.native_size[0] // 8, c.native_size[1] // 8

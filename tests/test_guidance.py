@@ -3,9 +3,9 @@ iteration schedule, and stops per box by the configured rule."""
 
 import torch
 
-from lmd.controller.attention import AttentionStore, find_hooked_layers, installed
+from lmd.controller.attention import AttentionStore, installed
+from lmd.controller.backbones.unet import find_hooked_layers
 from lmd.controller.captions import box_prompt, box_tokens
-from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import LMDConfig
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target
@@ -105,7 +105,7 @@ def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(tiny
     run, _, scheduler, z = setup(tiny_pipe, cfg_scale=3.0)
     uncond, cond = run.encode(["dark"]), run.encode(["a park with a gray cat"])
     t = scheduler.timesteps[0]
-    guided = run.cfg_eps(z[:1], t, Conditioning.cat([uncond, cond]), scheduler)
+    guided = run.predict(z[:1], t, cond, uncond, scheduler)
     with torch.no_grad():
         e_u = tiny_pipe.unet(z[:1], t, encoder_hidden_states=uncond.embeds)[0]
         e_c = tiny_pipe.unet(z[:1], t, encoder_hidden_states=cond.embeds)[0]

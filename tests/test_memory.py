@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lmd.controller import Controller, LMDConfig
-from lmd.controller.family import SD1, SDXL_FAMILY
-from lmd.controller.memory import DEFAULT_BOXES, boxes_per_batch, guided_row_bytes
+from lmd.controller.backbones.unet import SD1, SDXL
+from lmd.controller.backbones.unet_memory import DEFAULT_BOXES, boxes_per_batch, guided_row_bytes
 from lmd.controller.trace import TraceRecorder
 from tests.test_families import CAT_DOG
 
@@ -37,7 +37,7 @@ def test_random_sdxl_has_sdxl_base_shapes(sdxl_unet):
 
 
 def test_three_sdxl_boxes_at_1024_fit_24_gb_in_fp16(sdxl_unet):
-    layers = SDXL_FAMILY.hooked_layers(sdxl_unet)
+    layers = SDXL.hooked_layers(sdxl_unet)
     row = guided_row_bytes(sdxl_unet, layers.guidance, (128, 128), torch.float16)
     weights = 6.46 * GIB  # UNet 4.78 + text encoders 1.52 + VAE 0.16 GiB in fp16
     assert weights + 3 * row < 22 * GIB  # headroom for the CFG batch and the allocator
@@ -60,8 +60,8 @@ def test_chunked_boxes_give_the_numbers_of_one_batch(sdxl_tiny_pipe):
     traces = []
     for size in (None, 1):
         trace = TraceRecorder()
-        config = LMDConfig(steps=3, loss_threshold=0.0, box_batch_size=size)
-        Controller(sdxl_tiny_pipe, config).render(CAT_DOG, seed=2, trace=trace)
+        config = LMDConfig(steps=3, loss_threshold=0.0)
+        Controller(sdxl_tiny_pipe, config, box_batch_size=size).render(CAT_DOG, seed=2, trace=trace)
         traces.append(trace)
     one, chunked = traces
     for name in ("box0.latents", "box1.latents", "final_latents"):

@@ -71,6 +71,6 @@ def bench_edit(renderer, *, seed: int = 0, progress=None) -> EditTiming:
         edit_reused=edit.reused,
         moved_name=FIRST.boxes[2].name,
         size=first.image.size,
-        first_unet_calls=first.unet_forwards,
-        edit_unet_calls=edit.unet_forwards,
+        first_unet_calls=first.counts.forwards,
+        edit_unet_calls=edit.counts.forwards,
     )

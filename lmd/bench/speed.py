@@ -1,4 +1,4 @@
-"""`lmd bench speed`: the same layout drawn with plain SD and with LMD, timed and counted.
+"""`lmd bench speed`: the same layout drawn with plain SD and with a method, timed and counted.
 
 Masks come from attention (no SAM), so the figures measure the diffusion controller.
 "UNet evaluations box by box" is what the same per-box work costs when each box runs alone
@@ -55,9 +55,13 @@ class SpeedReport:
     runs: list[Timing]
 
     @property
+    def method(self) -> str:
+        """The method measured against plain SD."""
+        return self.runs[-1].method
+
+    @property
     def ratio(self) -> float:
-        by = {r.method: r.seconds for r in self.runs}
-        return by["lmd"] / by["sd"]
+        return self.runs[-1].seconds / self.runs[0].seconds
 
     def lines(self) -> list[str]:
         h, w = self.size
@@ -73,13 +77,13 @@ class SpeedReport:
                 f"({r.stopped_early} stopped after the guidance layers)  backwards {r.backwards}  "
                 f"peak memory {r.peak_bytes / 2**20:.0f} MiB ({memory})"
             )
-        lmd = next(r for r in self.runs if r.method == "lmd")
+        m = self.runs[-1]
         out.append(
-            f"UNet evaluations for {self.boxes} boxes: {lmd.forwards} forwards + "
-            f"{lmd.backwards} backwards batched; box by box: {lmd.box_by_box_forwards} + "
-            f"{lmd.box_by_box_backwards}"
+            f"denoiser evaluations of {m.method} for {self.boxes} boxes: {m.forwards} forwards "
+            f"+ {m.backwards} backwards batched; box by box: {m.box_by_box_forwards} + "
+            f"{m.box_by_box_backwards}"
         )
-        out.append(f"ratio lmd/sd: {self.ratio:.2f}")
+        out.append(f"ratio {m.method}/sd: {self.ratio:.2f}")
         return out
 
 
@@ -103,12 +107,13 @@ def bench_speed(
     seed: int = 0,
     progress=None,
     paper: bool = False,
+    method: str = "lmd",
 ) -> SpeedReport:
-    """Draw the same `boxes`-object layout with `sd` and `lmd`; time and count both."""
+    """Draw the same `boxes`-object layout with `sd` and `method`; time and count both."""
     from lmd.controller import Controller, LMDConfig
     from lmd.models import load_pipeline
 
-    pipe = load_pipeline(model, method="lmd", device=device, dtype=dtype)
+    pipe = load_pipeline(model, method=method, device=device, dtype=dtype)
     config = LMDConfig.paper() if paper else LMDConfig()
     if steps is not None:
         config = config.replace(steps=steps)
@@ -116,26 +121,26 @@ def bench_speed(
         config = config.replace(loss_threshold=0.0)
     controller = Controller(pipe, config, model_id=model)
     layout = bench_layout(boxes)
-    torch_device = pipe.unet.device
+    torch_device = controller.backbone.device
     # Warm-up: the first UNet call pays one-off costs (kernels, allocator) that are not speed.
     Controller(pipe, LMDConfig(steps=1), model_id=model).render(
         layout, method="sd", height=height, width=width
     )
     runs = []
-    for method in ("sd", "lmd"):
+    for name in ("sd", method):
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
             torch.cuda.reset_peak_memory_stats(torch_device)
         start = time.perf_counter()
         result = controller.render(
-            layout, seed=seed, method=method, height=height, width=width, callback=progress
+            layout, seed=seed, method=name, height=height, width=width, callback=progress
         )
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         c = result.counts
         runs.append(
             Timing(
-                method,
+                name,
                 time.perf_counter() - start,
                 c.forwards,
                 c.backwards,
@@ -147,6 +152,7 @@ def bench_speed(
         )
     w, h = result.image.size
     return SpeedReport(
-        model, boxes, config.steps, (h, w), str(torch_device), str(pipe.unet.dtype).split(".")[-1],
+        model, boxes, config.steps, (h, w), str(torch_device),
+        str(controller.backbone.dtype).split(".")[-1],
         worst_case, runs,
     )  # fmt: skip

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Device, Dtype, Height, Paper, Steps, Width
+from lmd.cli.options import Device, Dtype, Height, Method, Paper, Steps, Width
 from lmd.cli.progress import Bars
 
 CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
@@ -31,8 +31,10 @@ def speed_command(
         False, "--worst-case", help="Guidance threshold 0: every guidance iteration runs."
     ),
     paper: Paper = False,
+    method: Method = "lmd",
 ) -> None:
-    """Render one layout with sd and with lmd; the last line is `ratio lmd/sd: X.XX`."""
+    """Render one layout with sd and with a method (default lmd); the last line is
+    `ratio METHOD/sd: X.XX`."""
     from lmd.bench.speed import bench_speed
     from lmd.models import resolve_device
 
@@ -49,7 +51,7 @@ def speed_command(
     try:
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=dtype, height=height,
-            width=width, worst_case=worst_case, progress=bars, paper=paper,
+            width=width, worst_case=worst_case, progress=bars, paper=paper, method=method or "lmd",
         )  # fmt: skip
     finally:
         bars.close()

@@ -82,7 +82,7 @@ def render_command(
         files += save_objects(output / "objects", result)
     print(
         f"{settings.method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
-        f"{result.unet_forwards} UNet forwards, {result.unet_backwards} backwards"
+        f"{result.counts.forwards} UNet forwards, {result.counts.backwards} backwards"
     )
     for path in files:
         print(f"wrote {path}")

@@ -1,18 +1,12 @@
-"""Cross-attention capture as diffusers attention processors.
+"""Cross-attention capture as diffusers attention processors (the energy's and the masks' maps).
 
-Hooked layers are chosen by position in the UNet, so any SD-shaped UNet works:
-- guidance layers: every cross-attention layer of the mid block and of the first up block
-  that has cross-attention (SD 1.x at 512 px: 8x8 and 16x16), or of its first stacks only
-  (a model family's choice, see `family.py`);
-- the mask layer: the last cross-attention layer of the last down block that has
-  cross-attention (SD 1.x at 512 px: `down_blocks.2.attentions.1`, 16x16).
-
-A hooked layer computes attention probabilities explicitly only when the `AttentionStore`
-asks for it on this forward, keeps only the conditional rows and the requested token
-columns, and can end the forward early (`StopForward`) once the last guidance layer has
-run: the energy needs nothing later, so its gradient is unchanged and the two
-highest-resolution up blocks are skipped. Only the hooked layers are touched: each keeps its
-own processor for its output, and every other layer keeps whatever processor it had.
+Which layers are hooked is the backbone's choice (`Backbone.layers`). A hooked layer computes
+attention probabilities explicitly only when the `AttentionStore` asks for it on this forward,
+keeps only the conditional rows and the requested token columns, and can end the forward early
+(`StopForward`) once the last guidance layer has run: the energy needs nothing later, so its
+gradient is unchanged and the rest of the denoiser is skipped. Only the hooked layers are
+touched: each keeps its own processor for its output, and every other layer keeps whatever
+processor it had.
 """
 
 from __future__ import annotations
@@ -23,39 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lmd.controller.backbones.base import HookedLayers
+
 
 class StopForward(Exception):  # noqa: N818 (a control-flow signal, not an error)
-    """Raised by the last guidance layer when the rest of the UNet is not needed."""
-
-
-@dataclass
-class HookedLayers:
-    guidance: list[str]  # attention module names, in execution order
-    mask: str
-
-
-def find_hooked_layers(unet, up_stacks: int | None = None) -> HookedLayers:
-    """Pick the guidance and mask layers of an SD-shaped UNet by position; `up_stacks` limits
-    the first up block's guided transformer stacks to its first ones (None: all)."""
-
-    def cross_attn(prefix: str, block, stacks: int | None = None) -> list[str]:
-        names = []
-        for i, transformer in enumerate((getattr(block, "attentions", None) or [])[:stacks]):
-            for j, _ in enumerate(getattr(transformer, "transformer_blocks", [])):
-                names.append(f"{prefix}.attentions.{i}.transformer_blocks.{j}.attn2")
-        return names
-
-    mid = cross_attn("mid_block", unet.mid_block) if unet.mid_block is not None else []
-    ups = [cross_attn(f"up_blocks.{i}", b, up_stacks) for i, b in enumerate(unet.up_blocks)]
-    first_up = next((names for names in ups if names), [])
-    downs = [cross_attn(f"down_blocks.{i}", b) for i, b in enumerate(unet.down_blocks)]
-    last_down = next((names for names in reversed(downs) if names), [])
-    if not (mid or first_up) or not last_down:
-        raise ValueError(
-            "`unet` is not SD-shaped: it needs cross-attention in the mid or an up block "
-            "and in a down block"
-        )
-    return HookedLayers(guidance=mid + first_up, mask=last_down[-1])
+    """Raised by the last guidance layer when the rest of the denoiser is not needed."""
 
 
 @dataclass
@@ -63,9 +29,9 @@ class AttentionStore:
     """What the hooked layers capture on the next forward, and what they captured.
 
     `columns` [rows, C] are the token columns kept for each conditional row; `cond` selects
-    the conditional rows of the batch (the second half under CFG, whose order is
-    [uncond, cond]; all rows in a guidance forward). `maps[layer]` is then
-    [rows, heads, pixels, C] (float32).
+    the conditional rows of the denoiser's batch (the backbone sets it for each call: under
+    classifier-free guidance its batch holds other rows too; all rows in a guidance forward).
+    `maps[layer]` is then [rows, heads, pixels, C] (float32).
     """
 
     layers: HookedLayers
@@ -81,14 +47,14 @@ class AttentionStore:
         capture: set[str] | frozenset[str] | list[str] = (),
         columns: torch.Tensor | None = None,
         *,
-        cfg: bool = False,
+        cond: slice = slice(None),
         grad: bool = False,
         stop_early: bool = False,
     ) -> None:
-        """Arm the store for one forward; `cfg` means the batch is [uncond, cond]."""
+        """Arm the store for one forward; `cond` selects the conditional rows of its batch."""
         self.capture = frozenset(capture)
         self.columns = columns
-        self.cond = slice(columns.shape[0], None) if cfg and columns is not None else slice(None)
+        self.cond = cond
         self.grad = grad
         self.stop_after = self.layers.guidance[-1] if stop_early else None
         self.maps = {}
@@ -171,29 +137,29 @@ def _columns(probs: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def installed(unet, store: AttentionStore) -> Iterator[AttentionStore]:
-    """Wrap the hooked layers' processors in capture processors; every other layer keeps the
-    processor it has. The hooked layers get theirs back on exit."""
+def installed(model, store: AttentionStore, make=None) -> Iterator[AttentionStore]:
+    """Wrap the hooked layers' processors in capture processors (`make(store, name, inner)`,
+    by default `CaptureProcessor`); every other layer keeps the processor it has. The hooked
+    layers get theirs back on exit."""
+    make = make or CaptureProcessor
     hooked = dict.fromkeys([*store.layers.guidance, store.layers.mask])
-    modules = {name: unet.get_submodule(name) for name in hooked}
+    with wrapped(model, {name: lambda inner, n=name: make(store, n, inner) for name in hooked}):
+        try:
+            yield store
+        finally:
+            store.clear()
+
+
+@contextlib.contextmanager
+def wrapped(model, wrappers: dict) -> Iterator[None]:
+    """Give each named attention layer of `model` the processor `wrappers[name](inner)`, where
+    `inner` is the processor it has now; every layer gets its own processor back on exit."""
+    modules = {name: model.get_submodule(name) for name in wrappers}
     original = {name: module.processor for name, module in modules.items()}
-    for name, module in modules.items():
-        module.set_processor(CaptureProcessor(store, name, original[name]))
     try:
-        yield store
+        for name, module in modules.items():
+            module.set_processor(wrappers[name](original[name]))
+        yield
     finally:
-        store.clear()
         for name, module in modules.items():
             module.set_processor(original[name])
-
-
-def layer_resolution(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
-    """Height and width of a layer's attention map with `pixels` positions."""
-    h, w = latent_hw
-    if pixels < 1:
-        raise ValueError(f"an attention map needs at least one position, got {pixels}")
-    while h * w > pixels and (h, w) != (1, 1):
-        h, w = (h + 1) // 2, (w + 1) // 2
-    if h * w != pixels:
-        raise ValueError(f"cannot place {pixels} attention positions on a {latent_hw} latent")
-    return h, w

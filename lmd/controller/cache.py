@@ -1,21 +1,23 @@
 """Per-box results as reusable objects, and `BoxCache`, which keeps them between renders.
 
 A per-box result depends on the model, the object's name, its box size on the latent grid,
-its seed, the background seed, the background and negative prompts, the method and the
-settings; not on where the box is: LMD draws every object centred and shifts it into place
-afterwards, so a moved object of the same size is an exact hit. LMD+ draws in place; a hit
-for a moved LMD+ box is shifted by the move (an approximation of a fresh draw).
+its seed, the background seed, the background prompt, the image's latent size and the
+settings the per-box generation receives (`per_box.BoxPhase`: the method's per-box view, the
+schedule, guidance, token and mask settings, the negative prompt); not on where the box is:
+LMD draws every object centred and shifts it into place afterwards, so a moved object of the
+same size is an exact hit. LMD+ draws in place; a hit for a moved LMD+ box is shifted by the
+move (an approximation of a fresh draw).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
 
-from lmd.controller.config import LMDConfig
 from lmd.controller.noise import Cells
 
 
@@ -27,10 +29,8 @@ class BoxKey:
     seed: int
     background_seed: int
     background: str
-    negative: str
-    method: object  # the `Method` with its settings (frozen, so hashable)
     latent_hw: tuple[int, int]
-    config: LMDConfig
+    phase: Hashable  # `per_box.BoxPhase`: everything else the per-box generation reads
 
 
 @dataclass

@@ -5,11 +5,18 @@ Numbers are those of Lian et al. (TMLR 2024, arXiv 2305.13655) and its reference
 attention window) are written for `reference_steps` = 50 and scale with `steps`, so a
 25-step render guides the first 15 steps just as a 50-step render guides the first 30.
 
+`LMDConfig` holds what every guided flow shares (sampling, the energy and its guidance
+schedule, token rules, masks, the overall phase); a method's own settings (LMD's centring and
+frame-0 paste, LMD+'s GLIGEN choices) live in the method (`methods/`), and runtime knobs (how
+many boxes share a batch) are the controller's.
+
 Where lmd computes something other than the paper's code, the choice is a named field below
-(under "Departures") whose docstring says what the paper's code does. The defaults follow the
-paper's code except where lmd fixes a demonstrable flaw (`tests/test_departures.py` shows
-each flaw); `LMDConfig.paper()` switches every departure to the paper's behaviour, flaws
-included, and `tests/test_parity.py` pins it against recorded runs of the paper's code.
+(under "Departures") whose docstring says what the paper's code does; methods declare theirs
+the same way. The defaults follow the paper's code except where lmd fixes a demonstrable flaw
+(`tests/test_departures.py` shows each flaw); `LMDConfig.paper()` switches every departure to
+the paper's behaviour, flaws included (its `paper_methods` flag does the same for the methods
+a controller looks up by name: `Method.paper()`), and `tests/test_parity.py` pins it against
+recorded runs of the paper's code.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import functools
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 QUALITY_NEGATIVE = (
     "artifacts, blurry, smooth texture, bad quality, distortions, unrealistic, "
@@ -28,7 +35,8 @@ QUALITY_NEGATIVE = (
 PER_BOX_NEGATIVE = "two, many, group, occlusion, occluded, side, border, collate"
 PUBLISHED_ITERATIONS = (4,) * 5 + (3,) * 5 + (2,) * 5 + (2,) * 5 + (1,) * 10
 
-# What the paper's code (TonyLianLong/LLM-groundedDiffusion) does, for every departure field.
+# What the paper's code (TonyLianLong/LLM-groundedDiffusion) does, for every departure field
+# of `LMDConfig` (the methods' own are in their settings' `PAPER`).
 PAPER: dict[str, Any] = {
     "energy_tokens": "phrase",
     "word_token": "last",
@@ -37,26 +45,9 @@ PAPER: dict[str, Any] = {
     "object_seed_rule": "index",
     "scale_step_settings": False,
     "stop_rule": "carried",
-    "centre_half_cell": False,
-    "frame0_paste": "box",
     "mask_resize": "bilinear",
     "sam_point": "corner",
-    "plus_guidance_grounding": "null",
-    "plus_overall_phrase": "counted",
-    "gligen_keep": "first",
 }
-
-# Settings the per-box generation never reads, so a cached object outlives a change to them...
-OVERALL_ONLY = (
-    "overall_guidance", "transfer_weight", "transfer_eps", "frozen_ratio", "shift_grid",
-    "centre_half_cell", "frame0_paste", "prompt_order", "object_seed_rule", "fg_seed_start",
-    "plus_overall_phrase", "gligen_keep",
-)  # fmt: skip
-# ...and, for a method whose per-box generation is not guided, the guidance's own settings.
-GUIDANCE_ONLY = (
-    "energy_tokens", "stop_rule", "plus_guidance_grounding", "loss_threshold", "loss_scale",
-    "fg_weight", "bg_weight", "topk_ratio", "guidance_iterations",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,10 +74,8 @@ class LMDConfig:
     transfer_weight: float = 2.0  # attention transfer (L1 to the per-box attention)
     transfer_eps: float = 1e-5
 
-    # Composition.
+    # The overall phase of box-drawing flows.
     frozen_ratio: float = 0.5  # first half of the overall steps keeps the composed latents
-    center_bottom: float = 0.8  # LMD draws each object centred, its bottom at 0.8 of the height
-    shift_grid: int = 8  # the centred object is shifted in steps of 1/shift_grid of the image
 
     # Masks.
     mask_attn_start: int = 10  # average the mask layer's attention over steps [start, steps)
@@ -98,9 +87,6 @@ class LMDConfig:
     # Prompts.
     quality_negative: str = QUALITY_NEGATIVE
     per_box_negative: str = PER_BOX_NEGATIVE
-
-    # Memory: boxes generated together in one batch (CFG batch = 2 x this).
-    box_batch_size: int | None = None  # None: what fits on CUDA (`memory.py`), else 8
 
     # Departures from the paper's code (its behaviour is in PAPER; `paper()` applies it).
     energy_tokens: Literal["phrase", "head"] = "phrase"
@@ -117,20 +103,13 @@ class LMDConfig:
     """Paper: step indices are absolute (all 25 of 25 steps guided); lmd: scaled to `steps`."""
     stop_rule: Literal["recompute", "carried"] = "recompute"
     """Paper: checks the last update's carried loss (updates below it, then stops); lmd: fresh."""
-    centre_half_cell: bool = True
-    """Paper: the mask centre omits the half-cell term (shift rounds to the wrong grid step)."""
-    frame0_paste: Literal["valid", "box"] = "valid"
-    """Paper: frame 0 pastes the whole box around the mask, zeros a shift left included."""
     mask_resize: Literal["area", "bilinear"] = "area"
     """Paper: SAM masks go to the latent grid bilinearly (any value > 0); lmd: area >= 1/2."""
     sam_point: Literal["centre", "corner"] = "centre"
     """Paper: SAM's point is the attention peak cell's top-left corner; lmd: its centre."""
-    plus_guidance_grounding: Literal["null", "conditional"] = "null"
-    """LMD+. Paper: the guidance forward gets null grounding (masks 0); or the sampling one."""
-    plus_overall_phrase: Literal["counted", "name"] = "counted"
-    """LMD+. Paper: each box is grounded on its counted phrase ("two cats"); or its own name."""
-    gligen_keep: Literal["largest", "first"] = "largest"
-    """LMD+ past 30 boxes. Paper: grounds the first 30 in prompt order; lmd: the largest 30."""
+    paper_methods: bool = False
+    """Set by `paper()`: a controller with this config runs the methods it looks up by name
+    with their own paper settings too (`Method.paper()`)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -139,47 +118,65 @@ class LMDConfig:
             "topk_ratio": 0 < self.topk_ratio <= 1,
             "frozen_ratio": 0 <= self.frozen_ratio <= 1,
             "guidance_iterations": len(self.guidance_iterations) > 0,
-            "box_batch_size": self.box_batch_size is None or self.box_batch_size >= 1,
-            "shift_grid": self.shift_grid >= 1,
-            "center_bottom": 0 < self.center_bottom <= 1,
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"`{name}` is out of range: {getattr(self, name)!r}")
-        for name, choices in _choices().items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"`{name}` must be one of {', '.join(map(repr, choices))} "
-                    f"but is {getattr(self, name)!r}"
-                )
+        check_ranges(self, checks)
+        check_choices(self, PAPER)
         object.__setattr__(self, "guidance_iterations", tuple(self.guidance_iterations))
 
     @classmethod
     def paper(cls, **overrides: Any) -> LMDConfig:
         """The paper's code exactly: every departure switched to its behaviour, flaws included."""
-        return cls(**{**PAPER, **overrides})
+        return cls(**{**PAPER, "paper_methods": True, **overrides})
 
     @classmethod
     def departures(cls) -> dict[str, tuple[Any, Any]]:
         """Each departure field: (the paper's value, lmd's default)."""
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        return {name: (value, defaults[name]) for name, value in PAPER.items()}
+        return departures(cls, PAPER)
 
     def replace(self, **changes) -> LMDConfig:
         return dataclasses.replace(self, **changes)
 
-    def per_box_view(self, method) -> LMDConfig:
-        """This config with every setting the per-box generation of `method` (a name or a
-        `Method`) ignores reset to its default: equal views (and equal methods) mean equal
-        per-box results (the cache keys on both)."""
-        from lmd.controller.methods import get_method
+    def group(self, kind: type[G]) -> G:
+        """The settings of group `kind` (a frozen dataclass whose fields are fields of this
+        config), e.g. `config.group(Guidance)`."""
+        return kind(**{f.name: getattr(self, f.name) for f in dataclasses.fields(kind)})
 
-        guided = getattr(get_method(method).settings, "box_guidance", True)
-        ignored = OVERALL_ONLY + (() if guided else GUIDANCE_ONLY)
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in ignored}
-        return self.replace(**defaults)
+    @functools.cached_property
+    def schedule(self) -> Schedule:
+        return self.group(Schedule)
 
-    # Step-indexed settings, scaled from reference_steps to steps (or absolute).
+    @property
+    def guidance_until(self) -> int:
+        return self.schedule.guidance_until
+
+    @property
+    def mask_attn_from(self) -> int:
+        return self.schedule.mask_attn_from
+
+    def iterations(self, index: int) -> int:
+        return self.schedule.iterations(index)
+
+    @property
+    def frozen_steps(self) -> int:
+        return int(self.steps * self.frozen_ratio)
+
+
+G = TypeVar("G")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sampling and the step-indexed settings, scaled from `reference_steps` to `steps` (or
+    absolute, the paper's code: `scale_step_settings` False)."""
+
+    steps: int
+    cfg_scale: float
+    reference_steps: int
+    scale_step_settings: bool
+    guidance_steps: int
+    guidance_iterations: tuple[int, ...]
+    mask_attn_start: int
+
     @property
     def _reference(self) -> int:
         return self.reference_steps if self.scale_step_settings else self.steps
@@ -197,10 +194,6 @@ class LMDConfig:
         """The mask attention is averaged over step indices >= this (at least the last step)."""
         return min(self._scaled(self.mask_attn_start), self.steps - 1)
 
-    @property
-    def frozen_steps(self) -> int:
-        return int(self.steps * self.frozen_ratio)
-
     def iterations(self, index: int) -> int:
         """Maximum guidance updates at step `index` (the schedule read at the scaled index)."""
         if index >= self.guidance_until:
@@ -209,8 +202,61 @@ class LMDConfig:
         return self.guidance_iterations[min(ref, len(self.guidance_iterations) - 1)]
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """What an energy-guided phase's guidance loop and energy read (Lian et al. 2024, Eq. 2, 3)."""
+
+    fg_weight: float
+    bg_weight: float
+    topk_ratio: float
+    loss_scale: float
+    loss_threshold: float
+    stop_rule: str
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """How an object's mask is made from its attention and SAM's answers."""
+
+    gaussian_sigma: float
+    coarse_threshold: float
+    sam_min_confidence: float
+    sam_min_coarse_iou: float
+    mask_resize: str
+    sam_point: str
+
+
+def choices(cls: type, fields: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The allowed values of each named field of dataclass `cls` (its `Literal` choices, or a
+    bool's two)."""
+    return _choices(cls, tuple(fields))
+
+
 @functools.cache
-def _choices() -> dict[str, tuple[Any, ...]]:
-    """The allowed values of each departure field (its `Literal` choices, or a bool's two)."""
-    hints = typing.get_type_hints(LMDConfig)
-    return {name: typing.get_args(hints[name]) or (False, True) for name in PAPER}
+def _choices(cls: type, names: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
+    hints = typing.get_type_hints(cls)
+    return {name: typing.get_args(hints[name]) or (False, True) for name in names}
+
+
+def check_choices(settings: Any, paper: dict[str, Any]) -> None:
+    """Raise `ValueError` naming the first departure field of `settings` whose value is not one
+    of its choices."""
+    for name, allowed in choices(type(settings), paper).items():
+        if getattr(settings, name) not in allowed:
+            raise ValueError(
+                f"`{name}` must be one of {', '.join(map(repr, allowed))} "
+                f"but is {getattr(settings, name)!r}"
+            )
+
+
+def check_ranges(settings: Any, checks: dict[str, bool]) -> None:
+    """Raise `ValueError` naming the first field whose check is False."""
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(f"`{name}` is out of range: {getattr(settings, name)!r}")
+
+
+def departures(cls: type, paper: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Each departure field of dataclass `cls`: (the paper's value, lmd's default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    return {name: (value, defaults[name]) for name, value in paper.items()}

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from lmd.controller.attention import layer_resolution
-from lmd.controller.conditioning import Conditioning, Grounding
+from lmd.controller.backbones import map_tensors
+from lmd.controller.conditioning import Conditioning
+from lmd.controller.config import Guidance
 from lmd.controller.energy import box_energy, total_energy, transfer_loss
 from lmd.controller.engine import Run
 from lmd.controller.masks import cells_mask_at
 from lmd.controller.noise import Cells
+from lmd.controller.phase import Hooks
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class AttentionEnergy:
 
     `targets[r]` are the objects of row r (the same number in every row); `names[r]` is the
     row's trace name (`box0`, `overall`). `extra[r]` are token positions captured besides the
-    objects' (attention transfer's word tokens), placed after them.
+    objects' (attention transfer's word tokens), placed after them. The guidance forward gets
+    the phase's `hooks`' guidance inputs; `guidance` defaults to the run's config.
     """
 
     def __init__(
@@ -43,12 +46,14 @@ class AttentionEnergy:
         targets: list[list[Target]],
         names: list[str],
         *,
-        grounding: Grounding | None = None,
+        hooks: Hooks | None = None,
+        guidance: Guidance | None = None,
         extra: list[list[int]] | None = None,
         transfer: Transfer | None = None,
     ):
         self.run, self.text, self.names = run, text, names
-        self.grounding, self.transfer = grounding, transfer
+        self.hooks, self.transfer = hooks, transfer
+        self.guidance = guidance or run.config.group(Guidance)
         self.targets = targets
         widths = {len(row) for row in targets}
         if len(widths) != 1:
@@ -84,11 +89,12 @@ class AttentionEnergy:
         return self._masks[pixels]
 
     def __call__(self, z: torch.Tensor, rows: torch.Tensor, t, step: int) -> torch.Tensor:
-        run, cfg, store = self.run, self.run.config, self.run.store
+        run, cfg, store = self.run, self.guidance, self.run.store
         cpu_rows = rows.cpu()
         store.set(store.layers.guidance, self.columns[cpu_rows], grad=True, stop_early=True)
-        gligen = None if self.grounding is None else self.grounding.at(step, rows)
-        run.unet_call(z, t, self.text.rows(rows), gligen=gligen, rows=len(rows))
+        inputs = self.hooks.inputs(step) if self.hooks is not None else None
+        kwargs = map_tensors(inputs.guidance, lambda v: v[rows]) if inputs is not None else {}
+        run.call(z, t, self.text.rows(rows), kwargs, rows=len(rows))
         per_layer, transfer = [], 0
         for layer in store.layers.guidance:
             a = store.maps[layer]
@@ -154,7 +160,7 @@ class Transfer:
 
 def union_masks(run: Run, groups: list[tuple[Cells, ...]], pixels: int) -> torch.Tensor:
     """[len(groups), P]: each group's boxes as one flat mask at a layer with `pixels` positions."""
-    res = layer_resolution(pixels, run.latent_hw)
+    res = run.backbone.attention_hw(pixels, run.latent_hw)
     return torch.stack(
         [
             torch.stack([cells_mask_at(c, run.latent_hw, res, run.device) for c in cells])

@@ -3,7 +3,8 @@
 For the first `frozen_ratio` of the steps the latents inside the objects' masks are replaced
 after each scheduler step by the composed ones; for the guided steps the energy of every
 object plus attention transfer (L1 to each box's own attention at the same step, shifted to
-its place) steers the cross-attention; the method may add grounding (LMD+: GLIGEN).
+its place) steers the cross-attention; the method's hooks may change the denoiser (LMD+:
+GLIGEN's grounding).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target, Transfer
 from lmd.controller.noise import Cells
+from lmd.controller.phase import Hooks
 
 
 @dataclass
@@ -46,20 +48,21 @@ def generate_overall(
     composed: Composed | None = None,
     objects: list[OverallObject] = (),
     boxes: list[PlacedBox] = (),
+    hooks: Hooks | None = None,
 ) -> torch.Tensor:
     """Denoise `latents` [1, C, h, w] under the overall prompt; returns the final latents."""
     cfg = run.config
-    text = run.encode([negative, prompt])
-    grounding_inputs = run.method.overall_grounding(run, objects, boxes)
+    both = run.encode([negative, prompt])
+    uncond, text = both.rows(slice(0, 1)), both.rows(slice(1, None))
     objects = [o for o in objects if o.tokens.guided]
     energy = None  # built only when used: attention transfer moves every box's maps over
     if cfg.overall_guidance and objects:
-        energy = overall_energy(run, objects, boxes, text.rows(slice(1, None)), grounding_inputs)
+        energy = overall_energy(run, objects, boxes, text, hooks)
     frozen = targets = None
     if composed is not None:  # moved to the device once, not once per step
         frozen = composed.union.to(run.device)
         targets = composed.frames[: cfg.frozen_steps + 1].to(run.device, run.dtype)
-    steps = denoise(run, latents, text, energy=energy, grounding=grounding_inputs)
+    steps = denoise(run, latents, text, uncond, energy=energy, hooks=hooks)
     for step in steps:
         run.emit("overall.latents", step.latents[0], step.index)
         if frozen is not None and step.index < cfg.frozen_steps:
@@ -68,7 +71,7 @@ def generate_overall(
     return step.latents
 
 
-def overall_energy(run: Run, objects, boxes, cond, grounding_inputs) -> AttentionEnergy:
+def overall_energy(run: Run, objects, boxes, cond, hooks) -> AttentionEnergy:
     """The overall image's energy: every object in one row, plus attention transfer.
 
     Captured columns: every object's guided tokens in object order, then the word token of
@@ -96,6 +99,5 @@ def overall_energy(run: Run, objects, boxes, cond, grounding_inputs) -> Attentio
         [b.attention for b in boxes],
     )  # fmt: skip
     return AttentionEnergy(
-        run, cond, targets, ["overall"], grounding=grounding_inputs, extra=[extra],
-        transfer=transfer,
-    )  # fmt: skip
+        run, cond, targets, ["overall"], hooks=hooks, extra=[extra], transfer=transfer
+    )

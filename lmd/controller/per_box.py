@@ -9,25 +9,45 @@ and its mean attention on the mask layer (masks), and the decoded image.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from lmd.controller.attention import layer_resolution
 from lmd.controller.cache import BoxKey, BoxResult
-from lmd.controller.captions import Tokens, box_prompt
-from lmd.controller.conditioning import Conditioning
+from lmd.controller.captions import TokenRule, Tokens, box_prompt
+from lmd.controller.config import Guidance, LMDConfig, MaskSettings, Schedule
 from lmd.controller.denoise import denoise
 from lmd.controller.engine import Run
 from lmd.controller.guidance import AttentionEnergy, Target
-from lmd.controller.masks import (
-    coarse_masks,
-    or_box,
-    refine_with_sam,
-    resize_masks,
-)
-from lmd.controller.memory import boxes_per_batch
+from lmd.controller.masks import coarse_masks, or_box, refine_with_sam, resize_masks
+from lmd.controller.methods.base import BoxMethod, normalised
 from lmd.controller.noise import Cells, blend, gaussian
+from lmd.controller.phase import Phase, PhaseObject, PhaseRow
+
+
+@dataclass(frozen=True)
+class BoxPhase:
+    """Everything the per-box generation reads besides each object's own job (its name, seed,
+    box and tokens), and nothing else: the cache keys on it."""
+
+    method: BoxMethod  # the method's per-box view (`BoxMethod.per_box()`)
+    schedule: Schedule
+    guidance: Guidance | None  # None: the method does not guide its per-box generation
+    tokens: TokenRule
+    masks: MaskSettings
+    negative: str  # the layout's negative prompt, the quality and the per-box negatives
+
+    @classmethod
+    def of(cls, config: LMDConfig, method: BoxMethod, layout_negative: str) -> BoxPhase:
+        guided = method.settings.box_guidance
+        negative = ", ".join(
+            p for p in (layout_negative, config.quality_negative, config.per_box_negative) if p
+        )
+        return cls(
+            method.per_box(), config.schedule, config.group(Guidance) if guided else None,
+            TokenRule.of(config), config.group(MaskSettings), negative,
+        )  # fmt: skip
 
 
 @dataclass
@@ -53,21 +73,21 @@ class _Drawn:
 def generate_boxes(
     run: Run,
     jobs: list[BoxJob],
+    phase: BoxPhase,
     background_noise: torch.Tensor,
     background: str,
-    negative: str,
     segmenter=None,
 ) -> list[BoxResult]:
-    """Draw `jobs` (in batches of `box_batch_size`, or of what fits), then mask them all in one
-    SAM call."""
-    size = run.config.box_batch_size or boxes_per_batch(
-        run.unet, run.store.layers.guidance, run.latent_hw, run.dtype, run.device
-    )
+    """Draw `jobs` (in batches of `run.box_batch_size`, or of what fits), then mask them all in
+    one SAM call. The generation reads its settings from `phase` only (the run's config is not
+    handed on)."""
+    run = dataclasses.replace(run, config=None, method=phase.method)
+    size = run.box_batch_size or run.backbone.boxes_per_batch(run.store.layers, run.latent_hw)
     drawn: list[_Drawn] = []
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     for c, chunk in enumerate(chunks):
-        drawn += _draw(run, chunk, background_noise, background, negative, c, len(chunks))
-    masks = _masks(run, jobs, drawn, segmenter)
+        drawn += _draw(run, phase, chunk, background_noise, background, c, len(chunks))
+    masks = _masks(run, phase, jobs, drawn, segmenter)
     return [
         BoxResult(
             key=job.key,
@@ -76,7 +96,7 @@ def generate_boxes(
             mask=m,
             attention=d.attention,
             attention_hw={
-                k: layer_resolution(v.shape[-1], run.latent_hw)
+                k: run.backbone.attention_hw(v.shape[-1], run.latent_hw)
                 for k, v in d.attention.items()
                 if v.numel()
             },
@@ -86,31 +106,34 @@ def generate_boxes(
     ]
 
 
-def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks) -> list[_Drawn]:
-    cfg, layers = run.config, run.store.layers
+def _draw(
+    run: Run, phase: BoxPhase, jobs, background_noise, background, chunk, chunks
+) -> list[_Drawn]:
+    layers, schedule, backbone = run.store.layers, phase.schedule, run.backbone
     n, (lh, lw) = len(jobs), run.latent_hw
-    method = run.method
-    ratio = method.settings.blend_ratio
+    ratio = phase.method.settings.blend_ratio
     noise = [
         blend(
             background_noise, gaussian(j.seed, background_noise.shape), j.cells.mask(lh, lw), ratio
         )
         for j in jobs
     ]
-    latents = (torch.stack(noise) * run.init_sigma).to(run.device, run.dtype)
+    sigma = backbone.init_sigma(backbone.scheduler(schedule.steps))
+    latents = (torch.stack(noise) * sigma).to(run.device, run.dtype)
     names = [f"box{j.index}" for j in jobs]
     _emit_rows(run, names, "initial_latents", latents)
-    cond = run.encode([box_prompt(background, j.name) for j in jobs])
-    text = Conditioning.cat([run.encode([negative]).expand(n), cond])
-    grounding = method.box_grounding(run, jobs)
+    prompts = [box_prompt(background, j.name) for j in jobs]
+    cond = run.encode(prompts)
+    negative = run.encode([phase.negative]).expand(n)
+    hooks = phase.method.hooks(run, _phase(run, jobs, prompts, schedule.steps))
     energy = None
-    if method.settings.box_guidance:
+    if phase.guidance is not None:
         targets = [[Target(j.tokens.guided, (j.cells,))] for j in jobs]
-        energy = AttentionEnergy(run, cond, targets, names, grounding=grounding)
+        energy = AttentionEnergy(run, cond, targets, names, hooks=hooks, guidance=phase.guidance)
 
     def capture(i: int) -> set[str]:
-        layers_now = set(layers.guidance) if i < cfg.guidance_until else set()
-        return layers_now | {layers.mask} if i >= cfg.mask_attn_from else layers_now
+        layers_now = set(layers.guidance) if i < schedule.guidance_until else set()
+        return layers_now | {layers.mask} if i >= schedule.mask_attn_from else layers_now
 
     # Everything the loop keeps stays on the device; it moves to the CPU once, after the loop.
     word = torch.tensor([[j.tokens.word] for j in jobs])
@@ -118,8 +141,9 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
     saved: dict[str, list[torch.Tensor]] = {k: [] for k in layers.guidance}
     mask_sum, mask_count = None, 0
     steps = denoise(
-        run, latents, text, energy=energy, grounding=grounding, capture=capture, columns=word
-    )
+        run, latents, cond, negative, energy=energy, hooks=hooks, capture=capture, columns=word,
+        schedule=schedule, guidance=phase.guidance, phase="boxes",
+    )  # fmt: skip
     for step in steps:
         for layer in layers.guidance:
             if layer in step.maps:
@@ -130,10 +154,10 @@ def _draw(run: Run, jobs, background_noise, background, negative, chunk, chunks)
             mask_count += 1
         frames.append(step.latents)
         _emit_rows(run, names, "latents", step.latents, step.index)
-        run.progress("boxes", chunk * cfg.steps + step.index + 1, chunks * cfg.steps)
+        run.progress("boxes", chunk * schedule.steps + step.index + 1, chunks * schedule.steps)
     images = run.decode(frames[-1])
     frames_t = torch.stack(frames, dim=1).cpu()  # [N, S+1, C, h, w]
-    mask_hw = layer_resolution(mask_sum.shape[-1], run.latent_hw)
+    mask_hw = backbone.attention_hw(mask_sum.shape[-1], run.latent_hw)
     mask_attn = (mask_sum / mask_count).reshape(n, *mask_hw).cpu()
     # layer -> [N, G, heads, P] (G guided steps), or nothing when no step was guided
     stacked = {
@@ -155,9 +179,22 @@ def _emit_rows(run: Run, names: list[str], what: str, rows: torch.Tensor, step=N
             run.emit(f"{name}.{what}", row, step)
 
 
-def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list[torch.Tensor]:
+def _phase(run: Run, jobs: list[BoxJob], prompts: list[str], steps: int) -> Phase:
+    """The per-box phase as the method's hooks see it: one row per object, drawn at its cells
+    (`xyxy`: those cells as fractions of the latent grid)."""
+    rows = tuple(
+        PhaseRow(p, (PhaseObject(j.name, j.name, j.cells, normalised(j.cells, run.latent_hw),
+                                 j.tokens, j.index),))
+        for j, p in zip(jobs, prompts, strict=True)
+    )  # fmt: skip
+    return Phase("boxes", rows, run.image_hw, run.latent_hw, steps)
+
+
+def _masks(
+    run: Run, phase: BoxPhase, jobs: list[BoxJob], drawn: list[_Drawn], segmenter
+) -> list[torch.Tensor]:
     """Each object's mask on the latent grid, in the frame it was drawn in."""
-    cfg = run.config
+    cfg = phase.masks
     lh, lw = run.latent_hw
     attn = torch.stack([d.mask_attention for d in drawn])
     coarse, peaks = coarse_masks(attn, cfg.gaussian_sigma, cfg.coarse_threshold)
@@ -172,7 +209,7 @@ def _masks(run: Run, jobs: list[BoxJob], drawn: list[_Drawn], segmenter) -> list
             coarse[:, None].float(), size=(lh, lw), mode="nearest"
         )[:, 0].bool()
     else:
-        points, xyxy, reference = run.method.sam_prompts(run, jobs, coarse, peaks, boxes)
+        points, xyxy, reference = phase.method.sam_prompts(run, jobs, coarse, peaks, boxes, cfg)
         images = [d.image for d in drawn]
         masks = refine_with_sam(segmenter, images, reference, points=points, boxes=xyxy, **sam)
     if masks.shape[-2:] != (lh, lw):

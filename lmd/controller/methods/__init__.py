@@ -1,20 +1,29 @@
-"""The method registry: `lmd`, `lmd+` and `sd`, each a module with its own settings.
+"""The method registry: `lmd`, `lmd+`, `sd` and those other packages add.
 
     method = get_method("lmd+")                       # the registered instance
     method = get_method("lmd+").with_settings(blend_ratio=0.2)
 
-Adding a method: a module with a `Method` subclass, and one `register(...)` line below (or a
-`register` call from your own code).
+Adding a method: a module with a `Method` subclass, and one `register(...)` line below, a
+`register` call from your own code, or, from a separate package, an entry point in the group
+`lmd.methods` naming the `Method` subclass (or instance):
+
+    [project.entry-points."lmd.methods"]
+    foo = "lmd_foo:Foo"          # then: lmd render layout.json --method foo
 """
 
 from __future__ import annotations
 
-from lmd.controller.methods.base import BoxSettings, Method
+import warnings
+from importlib.metadata import entry_points
+
+from lmd.controller.methods.base import BoxMethod, BoxSettings, Method
 from lmd.controller.methods.lmd import LMD
 from lmd.controller.methods.lmd_plus import LMDPlus, PlusSettings
 from lmd.controller.methods.sd import PlainSD
 
+ENTRY_POINTS = "lmd.methods"
 _REGISTRY: dict[str, Method] = {}
+_plugins_loaded = False
 
 
 def register(method: Method) -> Method:
@@ -29,7 +38,31 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def _load_plugins() -> None:
+    """Register the methods other installed packages declare (entry points `lmd.methods`),
+    once; one that fails to load is skipped with a warning naming it."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for point in entry_points(group=ENTRY_POINTS):
+        try:
+            found = point.load()
+            method = found() if isinstance(found, type) else found
+            if not isinstance(method, Method):
+                raise TypeError(f"{point.value} is not an lmd Method")
+        except Exception as exc:  # a broken plugin must not break lmd
+            warnings.warn(
+                f"method {point.name!r} from {point.value} could not be loaded: {exc}",
+                stacklevel=3,
+            )
+            continue
+        if method.name not in _REGISTRY:
+            register(method)
+
+
 def method_names() -> tuple[str, ...]:
+    _load_plugins()
     return tuple(_REGISTRY)
 
 
@@ -38,6 +71,8 @@ def get_method(method: str | Method) -> Method:
     method name is validated."""
     if isinstance(method, Method):
         return method
+    if method not in _REGISTRY:
+        _load_plugins()
     if method not in _REGISTRY:
         raise ValueError(f"`method` must be one of {', '.join(_REGISTRY)} but is {method!r}")
     return _REGISTRY[method]
@@ -48,6 +83,6 @@ register(LMDPlus())
 register(PlainSD())
 
 __all__ = [
-    "LMD", "BoxSettings", "LMDPlus", "Method", "PlainSD", "PlusSettings", "get_method",
-    "method_names", "register", "unregister",
+    "LMD", "BoxMethod", "BoxSettings", "LMDPlus", "Method", "PlainSD", "PlusSettings",
+    "get_method", "method_names", "register", "unregister",
 ]  # fmt: skip

@@ -1,5 +1,5 @@
 """Plain Stable Diffusion from the overall prompt ("{background} with {names}"): no boxes
-drawn, no guidance, no SAM. The baseline LMD is measured against."""
+drawn, no guidance, no SAM. The baseline every method is measured against."""
 
 from __future__ import annotations
 
@@ -12,5 +12,7 @@ from lmd.controller.methods.base import Method
 class PlainSD(Method):
     name = "sd"
     summary = "sd (plain Stable Diffusion)"
-    grounded = False
-    uses_sam = False
+
+    @property
+    def grounded(self) -> bool:
+        return False
