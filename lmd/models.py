@@ -133,7 +133,7 @@ def load_pipeline(
 
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     if spec.grounded:
-        check_unet(pipe.unet, model, gated=gligen, method=spec.name)
+        check_guidable(pipe, model, spec)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -193,33 +193,24 @@ def _load_diffusers(source: str, *, method, model: str, **kwargs: Any):
     return DiffusionPipeline.from_pretrained(source, **kwargs)
 
 
-def check_unet(unet: Any, model: str, *, gated: bool = False, method: str = "lmd+") -> None:
-    """Raise `ModelLoadError` unless `unet` is SD-shaped (and gated, when `gated`)."""
-    has_mid = _has_cross_attention(getattr(unet, "mid_block", None))
-    has_up = any(_has_cross_attention(block) for block in getattr(unet, "up_blocks", []))
-    if not (has_mid and has_up):
+def check_guidable(pipe: Any, model: str, method) -> None:
+    """Raise `ModelLoadError` unless `method` can draw on `pipe` (the backbone has the layers a
+    grounded method reads, and GLIGEN's gated layers where the method needs them)."""
+    from lmd.controller.backbones import family_of
+
+    try:
+        backbone = family_of(pipe)
+        backbone.layers  # noqa: B018 (finding them is the check)
+    except ValueError as exc:
         raise ModelLoadError(
-            f"model {model!r} has no cross-attention in its mid block or up blocks, so LMD "
-            "cannot guide it; use an SD 1.x/2.x-shaped model (or `method='sd'`)"
-        )
-    if gated and not is_gated(unet):
+            f"model {model!r} cannot be guided ({exc}); use an SD 1.x/2.x/SDXL-shaped model "
+            "(or `method='sd'`)"
+        ) from exc
+    if method.gated_unet and not backbone.has_gligen():
         raise ModelLoadError(
-            f"model {model!r} has no GLIGEN gated attention, which `method='{method}'` needs; use "
-            f"{GLIGEN_MODEL!r} (or another GLIGEN model) or `method='lmd'`"
+            f"model {model!r} has no GLIGEN gated attention, which `method='{method.name}'` "
+            f"needs; use {GLIGEN_MODEL!r} (or another GLIGEN model) or `method='lmd'`"
         )
-
-
-def _has_cross_attention(block: Any) -> bool:
-    if block is None:
-        return False
-    return any(getattr(m, "is_cross_attention", False) for m in block.modules())
-
-
-def is_gated(unet: Any) -> bool:
-    """Whether the UNet carries GLIGEN gated self-attention (`attention_type="gated"`)."""
-    from diffusers.models.attention import GatedSelfAttentionDense
-
-    return any(isinstance(m, GatedSelfAttentionDense) for m in unet.modules())
 
 
 def check_source(

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
+from lmd.controller.backbones.unet import is_gated
 from lmd.models import (
     GLIGEN_MODEL,
     SD15_MODEL,
     ModelLoadError,
     default_model,
-    is_gated,
     load_pipeline,
     resolve_device,
     resolve_dtype,

@@ -44,12 +44,19 @@ def find_hooked_layers(unet, up_stacks: int | None = None) -> HookedLayers:
     first_up = next((names for names in ups if names), [])
     downs = [cross_attn(f"down_blocks.{i}", b) for i, b in enumerate(unet.down_blocks)]
     last_down = next((names for names in reversed(downs) if names), [])
-    if not (mid or first_up) or not last_down:
+    if not (mid and first_up and last_down):
         raise ValueError(
-            "`unet` is not SD-shaped: it needs cross-attention in the mid or an up block "
-            "and in a down block"
+            "`unet` is not SD-shaped: it needs cross-attention in its mid block, an up block "
+            "and a down block"
         )
     return HookedLayers(guidance=mid + first_up, mask=last_down[-1])
+
+
+def is_gated(unet) -> bool:
+    """Whether the UNet carries GLIGEN gated self-attention (`attention_type="gated"`)."""
+    from diffusers.models.attention import GatedSelfAttentionDense
+
+    return any(isinstance(m, GatedSelfAttentionDense) for m in unet.modules())
 
 
 def grid_at(pixels: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
@@ -183,7 +190,7 @@ class SD1(Backbone):
         return boxes_per_batch(self.pipe.unet, layers.guidance, latent_hw, self.dtype, self.device)
 
     def has_gligen(self) -> bool:
-        return getattr(self.pipe.unet, "position_net", None) is not None
+        return is_gated(self.pipe.unet)
 
 
 class SD2(SD1):
