@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.building import isolation_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {"lmd": "lmd", "layouts": "lmd/layouts", "prompts": "lmd/prompts",
           "conversation": "lmd/conversation"}  # fmt: skip
@@ -19,16 +21,10 @@ MAPPED = {"lmd": "lmd", "layouts": "lmd/layouts", "prompts": "lmd/prompts",
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    import setuptools
-    from packaging.version import Version
-
     out = tmp_path_factory.mktemp("wheel")
-    # This environment's setuptools builds it when it is new enough (no download).
-    new_enough = Version(setuptools.__version__) >= Version("68")
-    isolation = ["--no-build-isolation"] if new_enough else []
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(out),
-         str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation_flags(), "-q", "-w",
+         str(out), str(ROOT)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     (path,) = out.glob("lmd-*.whl")
