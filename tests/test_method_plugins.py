@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -24,10 +25,11 @@ def installed_plugin(tmp_path, monkeypatch):
     the entry point); the registry forgets it afterwards."""
     from lmd.controller import methods
 
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "package"
+    shutil.copytree(PACKAGE, source)  # pip builds in the folder it is given
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation_flags(),
-         "--target", str(target), str(PACKAGE)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     monkeypatch.syspath_prepend(str(target))
