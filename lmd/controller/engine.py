@@ -49,6 +49,7 @@ class Run:
     backbone: Backbone | None = None  # read off the pipeline when not given
     box_batch_size: int | None = None  # None: what fits (the backbone's estimate)
     on_step: Callable | None = None  # callback_on_step_end(phase, step, t, latents)
+    cond_rows: slice = field(default_factory=lambda: slice(None))  # of the call under way
 
     def __post_init__(self) -> None:
         self.method = get_method(self.method)  # a name or a `Method`
@@ -91,9 +92,10 @@ class Run:
     def call(
         self, latents, t, text: Conditioning, kwargs: dict, cond: slice = slice(None), rows=1
     ) -> torch.Tensor | None:
-        """One counted denoiser call (`cond`: its conditional rows, for the attention store);
-        returns None when the store ended it early."""
-        self.store.cond = cond
+        """One counted denoiser call (`cond`: its conditional rows, which the attention store
+        and a method's processors read as `run.cond_rows`); returns None when the store ended
+        it early."""
+        self.store.cond = self.cond_rows = cond
         self.counts.forwards += 1
         self.counts.box_by_box_forwards += rows
         try:
