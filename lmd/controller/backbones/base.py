@@ -136,9 +136,29 @@ class Backbone:
     def model_input(self, scheduler, latents: torch.Tensor, t) -> torch.Tensor:
         return scheduler.scale_model_input(latents, t)
 
-    def noise_level(self, scheduler, index: int, t) -> float:
-        """The step size of the energy update at step `index` (timestep `t`)."""
+    def noise_level(self, scheduler, index: int, t, rule: str = "scaling") -> float:
+        """The step size of the energy update at step `index` (timestep `t`); `rule` is
+        `LMDConfig.guidance_step_rule`."""
         raise NotImplementedError
+
+    def check_scheduler(self, steps: int) -> None:
+        """Raise `ValueError` when the pipeline's scheduler cannot run lmd's loop: one
+        denoiser call per step, `steps` timesteps."""
+        scheduler = self.scheduler(steps)
+        name = type(scheduler).__name__
+        if getattr(scheduler, "order", 1) != 1 or len(scheduler.timesteps) != steps:
+            raise ValueError(
+                f"the pipeline's scheduler {name} takes {len(scheduler.timesteps)} denoiser "
+                f"calls for {steps} steps; lmd needs one call a step (DDIM, DDPM, Euler, "
+                "DPM-Solver++ multistep, UniPC, DEIS, LMS)"
+            )
+
+    def sampler(self) -> tuple:
+        """The scheduler as a hashable value (its class and config): per-box results drawn
+        with another scheduler are other results."""
+        config = self.pipe.scheduler.config
+        items = tuple(sorted((k, _frozen(v)) for k, v in config.items() if not k.startswith("_")))
+        return (type(self.pipe.scheduler).__name__, items)
 
     def forward(self, latents: torch.Tensor, t, text: Conditioning, kwargs: dict) -> torch.Tensor:
         """One denoiser forward on model input `latents` (no guidance, no counting)."""
@@ -189,6 +209,10 @@ class Backbone:
     def has_gligen(self) -> bool:
         """Whether the loaded denoiser carries GLIGEN's gated layers."""
         return False
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
