@@ -186,7 +186,8 @@ class Schedule:
         return self.reference_steps if self.scale_step_settings else self.steps
 
     def _scaled(self, index: int) -> int:
-        return round(index * self.steps / self._reference)
+        """`index` of `reference_steps` at `steps`, to the nearest step (halves up)."""
+        return math.floor(index * self.steps / self._reference + 0.5)
 
     @property
     def guidance_until(self) -> int:

@@ -144,8 +144,13 @@ class Backbone:
     def check_scheduler(self, steps: int) -> None:
         """Raise `ValueError` when the pipeline's scheduler cannot run lmd's loop: one
         denoiser call per step, `steps` timesteps."""
-        scheduler = self.scheduler(steps)
-        name = type(scheduler).__name__
+        name = type(self.pipe.scheduler).__name__
+        try:
+            scheduler = self.scheduler(steps)
+        except Exception as exc:  # a scheduler's own limits (PNDM under 4 steps, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"the pipeline's scheduler {name} cannot take {steps} steps "
+                             f"({first})") from exc  # fmt: skip
         if getattr(scheduler, "order", 1) != 1 or len(scheduler.timesteps) != steps:
             raise ValueError(
                 f"the pipeline's scheduler {name} takes {len(scheduler.timesteps)} denoiser "
