@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from importlib.metadata import entry_points
 
+from lmd.controller.methods.attnmod import AttnMod
 from lmd.controller.methods.base import BoxMethod, BoxSettings, Method
 from lmd.controller.methods.lmd import LMD
 from lmd.controller.methods.lmd_plus import LMDPlus, PlusSettings
@@ -81,6 +82,7 @@ def get_method(method: str | Method) -> Method:
 register(LMD())
 register(LMDPlus())
 register(PlainSD())
+register(AttnMod())
 
 __all__ = [
     "LMD", "BoxMethod", "BoxSettings", "LMDPlus", "Method", "PlainSD", "PlusSettings",
