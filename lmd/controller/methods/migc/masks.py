@@ -26,6 +26,8 @@ def box_masks(
     """Instance masks [N, h, w] and the background mask [1, h, w] on the latent grid, for
     `boxes` as (x0, y0, x1, y1) fractions of an image of `image_hw` pixels."""
     height, width = image_hw
+    if not boxes:
+        return torch.zeros(0, *latent_hw), torch.ones(1, *latent_hw)
     full = torch.zeros(len(boxes), height, width)
     for mask, (x0, y0, x1, y1) in zip(full, boxes, strict=True):
         mask[int(height * y0) : int(height * y1), int(width * x0) : int(width * x1)] = 1.0
