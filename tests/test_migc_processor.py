@@ -127,3 +127,14 @@ def test_migc_plus_runs_in_the_unet(tiny_pipe, call):
     out, plain = call(processors(shaders, state)), call()
     assert torch.isfinite(out).all()
     assert (out[1] - plain[1]).abs().max() > 1e-3
+
+
+def test_row_instances_from_the_backbone_are_what_the_layer_reads(tiny_pipe):
+    from lmd.controller.backbones import family_of
+    from lmd.controller.methods.migc import row_instances
+
+    row = row_instances(family_of(tiny_pipe), NAMES, BOXES, IMAGE_HW, LATENT_HW)
+    by_hand = instances(tiny_pipe)
+    for field in ("embeds", "pooled", "boxes", "masks", "background"):
+        torch.testing.assert_close(getattr(row, field), getattr(by_hand, field))
+    assert len(row_instances(family_of(tiny_pipe), [], [], IMAGE_HW, LATENT_HW)) == 0

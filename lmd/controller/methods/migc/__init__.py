@@ -30,11 +30,12 @@ from lmd.controller.methods.migc.processor import (
     MIGCState,
     RowInstances,
     processors,
+    row_instances,
 )
 from lmd.controller.methods.migc.shader import InstanceShader, fuse
 
 __all__ = [
     "MIGC", "MIGC_PLUS", "InstanceShader", "MIGCCheckpointError", "MIGCProcessor", "MIGCState",
     "RowInstances", "box_masks", "fuse", "load_shaders", "migc_layers", "processors",
-    "random_shaders", "save_checkpoint",
+    "random_shaders", "row_instances", "save_checkpoint",
 ]  # fmt: skip

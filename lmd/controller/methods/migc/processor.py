@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from lmd.controller.backbones.unet import grid_at
-from lmd.controller.methods.migc.masks import resize
+from lmd.controller.methods.migc.masks import box_masks, resize
 from lmd.controller.methods.migc.shader import InstanceShader, fuse
 
 
@@ -149,6 +149,28 @@ class MIGCProcessor:
             row.boxes.to(device, dtype)[None], row.pooled.to(device, dtype)[None], order,
         )  # fmt: skip
         return out[0]
+
+
+def row_instances(
+    backbone,
+    names: list[str],
+    boxes: list[tuple[float, float, float, float]],
+    image_hw: tuple[int, int],
+    latent_hw: tuple[int, int],
+) -> RowInstances:
+    """The instances of one row: each prompt's ("a red car") text conditioning and pooled
+    embedding from `backbone` (the authors encode each instance description on its own,
+    migc_pipeline.py:326-386), its box (x0, y0, x1, y1 fractions) and masks (`box_masks`)."""
+    masks, background = box_masks(boxes, image_hw, latent_hw)
+    device, dtype = backbone.device, backbone.dtype
+    if names:
+        embeds = backbone.encode(list(names), image_hw).embeds
+        pooled = backbone.pooled(list(names))
+    else:
+        embeds = torch.zeros(0, 1, 1, device=device, dtype=dtype)
+        pooled = torch.zeros(0, 1, device=device, dtype=dtype)
+    box = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    return RowInstances(embeds, pooled, box, masks.to(device), background.to(device))
 
 
 def cross_attention(attn, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
