@@ -26,19 +26,12 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from lmd.controller.attention import CaptureProcessor, HookedLayers
 from lmd.controller.conditioning import Conditioning
 
 Call = Callable[..., torch.Tensor | None]
 """A counted denoiser call: `call(model_input, t, text, kwargs, cond_rows)` -> output or None
 (None when the attention capture ended the forward early)."""
-
-
-@dataclass(frozen=True)
-class HookedLayers:
-    """The cross-attention layers the energy reads (execution order) and the mask layer."""
-
-    guidance: list[str]
-    mask: str
 
 
 @dataclass
@@ -197,8 +190,6 @@ class Backbone:
 
     def capture_processor(self, store, name: str, inner):
         """The processor that runs `inner` on layer `name` and captures into `store`."""
-        from lmd.controller.attention import CaptureProcessor
-
         return CaptureProcessor(store, name, inner)
 
     # Images.
