@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from lmd.controller import BoxCache, Controller, RenderResult
+    from lmd.controller.controller import StepCallback
     from lmd.conversation.render import Progress, RenderOutput, RenderRequest
     from lmd.prompts import PlanResult
 
@@ -199,8 +200,11 @@ class Renderer:
         seed: int = 0,
         object_seeds: list[int] | None = None,
         progress: Progress | None = None,
+        callback_on_step_end: StepCallback | None = None,
     ) -> RenderResult:
-        """Draw `layout`; objects already drawn with the same look are reused, not redrawn."""
+        """Draw `layout`; objects already drawn with the same look are reused, not redrawn.
+        `callback_on_step_end(phase, step, t, latents)` may watch or replace the latents of
+        every phase after each step (see `Controller.render`)."""
         try:
             return self.controller.render(
                 layout,
@@ -211,6 +215,7 @@ class Renderer:
                 width=self.settings.width,
                 cache=self.cache,
                 callback=progress,
+                callback_on_step_end=callback_on_step_end,
             )
         except (LmdError, ValueError):
             raise
@@ -267,6 +272,7 @@ def generate(
     seed: int = 0,
     out_dir: str | Path | None = None,
     progress: Progress | None = None,
+    callback_on_step_end: StepCallback | None = None,
     planner: Any = None,
     renderer: Renderer | None = None,
     on_plan: Callable[[PlanResult], None] | None = None,
@@ -280,7 +286,8 @@ def generate(
     LLM request in seconds, retries included. Everything that can be checked without
     loading a model (the options, the models' names, `out_dir`) is checked before the LLM
     is asked. `on_plan(plan)` is called with the planned `PlanResult` before the models
-    load and draw (to show the layout early).
+    load and draw (to show the layout early). `callback_on_step_end(phase, step, t, latents)`
+    sees (and may replace) the latents of each phase after every step, as in diffusers.
     """
     from lmd.prompts import Planner
 
@@ -302,7 +309,9 @@ def generate(
     if on_plan is not None:
         on_plan(plan)
     renderer = renderer or Renderer(RenderSettings(**render_options))
-    result = renderer.render(plan.layout, seed=seed, progress=progress)
+    result = renderer.render(
+        plan.layout, seed=seed, progress=progress, callback_on_step_end=callback_on_step_end
+    )
     files = save_outputs(out_dir, result.image, plan.layout) if out_dir is not None else {}
     return GenerateResult(
         image=result.image, layout=plan.layout, seed=seed, reply=plan.reply, files=files,
