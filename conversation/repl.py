@@ -13,7 +13,7 @@ from lmd.conversation.manager import Conversation
 from lmd.conversation.render import Progress
 from lmd.conversation.session import Turn
 from lmd.layouts.draw import draw
-from lmd.layouts.errors import LayoutWarning, LmdError
+from lmd.layouts.errors import LayoutWarning, LmdError, one_line
 from lmd.layouts.io import atomic_save_image
 
 PROMPT = "lmd> "
@@ -90,7 +90,7 @@ def run_repl(
             turn = make()
         for w in caught:  # boxes clipped, a layout not in English: one line each
             if issubclass(w.category, LayoutWarning):
-                complain(f"warning: {_one_line(w.message)}")
+                complain(f"warning: {one_line(w.message, limit=None)}")
         if turn.image_path and (image := turn.image) is not None:  # read from disk once
             atomic_save_image(draw(turn.layout, image), overlay_path(turn.image_path))
         show(turn, "")
@@ -143,14 +143,10 @@ def run_repl(
                     drawn(lambda line=line: conversation.send(line, progress=progress))
                 failed = False
             except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
-                complain(f"error: {_one_line(e)}")
+                complain(f"error: {one_line(e, limit=None)}")
                 failed = True
             except KeyboardInterrupt:
                 complain("interrupted; the session is as it was")
                 if not reader.interactive:
                     return INTERRUPTED
                 failed = True
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmd.layouts import Layout, LmdError, atomic_save_image, draw
+from lmd.layouts.errors import one_line
 from lmd.quiet import quiet_libraries
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ class Renderer:
         except (LmdError, ValueError):
             raise
         except (RuntimeError, MemoryError) as e:  # out of memory, a model that broke mid-way
-            raise RenderError(f"rendering failed: {' '.join(str(e).split())[:300]}") from e
+            raise RenderError(f"rendering failed: {one_line(e, 300)}") from e
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
         """The conversation's `RenderFn`."""

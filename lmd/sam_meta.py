@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmd.models import ModelLoadError, one_line
-from lmd.prompts.cache import default_cache_dir
+from lmd.layouts.errors import one_line
+from lmd.layouts.paths import default_cache_dir
+from lmd.models import ModelLoadError
 from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, check_prompts
 
 SAM_CHECKPOINT_URLS = {

@@ -1,6 +1,7 @@
 """Stage 1: the in-context template (files) and the LLM planner (litellm)."""
 
-from lmd.prompts.cache import ReplyCache, default_cache_dir
+from lmd.layouts.paths import default_cache_dir
+from lmd.prompts.cache import ReplyCache
 from lmd.prompts.errors import LLMUnavailableError, PlannerError, TemplateError
 from lmd.prompts.language import LanguageWarning
 from lmd.prompts.planner import (

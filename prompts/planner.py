@@ -11,7 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
-from lmd.prompts.cache import ReplyCache, cache_key, default_cache_dir
+from lmd.layouts.paths import default_cache_dir
+from lmd.prompts.cache import ReplyCache, cache_key
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
 from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable
 from lmd.prompts.language import LanguageWarning, language_note

@@ -16,9 +16,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from lmd.bench.stage1 import CLASSES, COLOURS, NUMBERS, PREFIX, TASKS, Stage1Report, TaskScore
-from lmd.bench.stage1 import _a as with_article
-from lmd.bench.stage1 import _plural as plural
+from lmd.bench.stage1 import (
+    CLASSES,
+    COLOURS,
+    NUMBERS,
+    PREFIX,
+    TASKS,
+    Stage1Report,
+    TaskScore,
+    with_article,
+)
+from lmd.layouts.words import plural
 
 SCORE_THRESHOLD = 0.15
 NMS_IOU = 0.15

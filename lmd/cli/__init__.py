@@ -43,7 +43,7 @@ def _click():
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
-    from lmd.layouts.errors import LmdError
+    from lmd.layouts.errors import LmdError, one_line
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
@@ -71,23 +71,18 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("LMD_DEBUG"):
             raise
         where = f": {str(e.filename)!r}" if e.filename else ""
-        print(f"error: {for_the_cli(e.strerror or _one_line(e))}{where}", file=sys.stderr)
+        print(f"error: {for_the_cli(e.strerror or one_line(e))}{where}", file=sys.stderr)
         return 1
     except (LmdError, ValueError) as e:
         if os.environ.get("LMD_DEBUG"):
             raise
-        print(f"error: {for_the_cli(_one_line(e))}", file=sys.stderr)
+        print(f"error: {for_the_cli(one_line(e))}", file=sys.stderr)
         return 1
     # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
     code = code if isinstance(code, int) else 0
     if code == INTERRUPTED:
         print("interrupted", file=sys.stderr)
     return code
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def main() -> None:

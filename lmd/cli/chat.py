@@ -83,7 +83,7 @@ def chat_command(
     """
     from lmd.api import check_out_dir
     from lmd.conversation import Conversation, Session, run_repl
-    from lmd.prompts.cache import default_cache_dir
+    from lmd.layouts.paths import default_cache_dir
 
     # 1. Where the session and its pictures live; read the session before anything slow.
     session_path = session.expanduser() if session else (output or DEFAULT_FOLDER) / "session.json"

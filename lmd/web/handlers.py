@@ -19,6 +19,8 @@ import gradio as gr
 from lmd.api import RenderSettings
 from lmd.controller.methods import method_names
 from lmd.layouts import LmdError
+from lmd.layouts.errors import one_line
+from lmd.layouts.words import counted
 from lmd.web import views
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
@@ -26,14 +28,11 @@ from lmd.web.state import TurnSettings, WebSession
 
 log = logging.getLogger("lmd.web")
 SEED_LIMIT = 2**31
+WEB_LIMIT = 400
+"""Characters of an error message the page shows."""
 
 PlannerFactory = Callable[[str | None, str | None], Any]
 """`factory(llm, llm_base_url)` -> a `lmd.prompts.Planner` (None: the command's default)."""
-
-
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,11 +45,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except (LmdError, ValueError, OSError) as e:
-            raise gr.Error(one_line(e), print_exception=False) from None
+            raise gr.Error(one_line(e, WEB_LIMIT), print_exception=False) from None
         except Exception as e:  # a bug: the details go to the server's log only
             log.exception("lmd web: %s failed", fn.__name__)
             raise gr.Error(
-                f"something went wrong ({type(e).__name__}: {one_line(e)}); "
+                f"something went wrong ({type(e).__name__}: {one_line(e, WEB_LIMIT)}); "
                 "the server's log has the details",
                 print_exception=False,
             ) from None
@@ -213,7 +212,7 @@ class Handlers:
             ws.open(upload, settings)
             turns = len(ws.conversation.turns)
             ws.notes = [
-                f"Opened {Path(upload).name}: {turns} turn{'s' if turns != 1 else ''}. A session "
+                f"Opened {Path(upload).name}: {counted(turns, 'turn')}. A session "
                 "file keeps the layouts, not the pictures: the layout is shown; press Apply to "
                 "draw it again."
             ]
