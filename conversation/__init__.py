@@ -10,7 +10,6 @@ from lmd.conversation.render import (
     RenderFn,
     RenderOutput,
     RenderRequest,
-    SketchRenderer,
 )
 from lmd.conversation.repl import run_repl
 from lmd.conversation.session import Session, SessionError, Turn
@@ -26,7 +25,6 @@ __all__ = [
     "RenderRequest",
     "Session",
     "SessionError",
-    "SketchRenderer",
     "Turn",
     "assign",
     "derive_seed",

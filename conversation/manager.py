@@ -306,7 +306,6 @@ class Conversation:
                 layout=layout,
                 background_seed=background_seed,
                 object_seeds=found.seeds,
-                previous=previous.layout if previous is not None else None,
                 progress=progress or self.progress,
             )
         )

@@ -65,9 +65,9 @@ class RenderSettings:
     @property
     def model_id(self) -> str:
         """The diffusion model that draws: `model`, else the method's published one."""
-        from lmd.models import default_model
+        from lmd.models import default_diffusion_model
 
-        return self.model or default_model(self.method)
+        return self.model or default_diffusion_model(self.method)
 
     @property
     def segments(self) -> bool:
@@ -103,7 +103,7 @@ class RenderSettings:
     def _check(self) -> None:
         from lmd import models
         from lmd.controller.methods import get_method
-        from lmd.sam import sam_choice
+        from lmd.segment import sam_choice
 
         get_method(self.method)  # a registered method (the message names them)
         steps = self.steps
@@ -151,7 +151,7 @@ def load_controller(settings: RenderSettings) -> Controller:
         )  # fmt: skip
         segmenter = None
         if settings.segments:
-            from lmd.sam import load_segmenter
+            from lmd.segment import load_segmenter
 
             segmenter = load_segmenter(
                 settings.sam_spec, sam_backend=settings.sam_backend, device=settings.device,

@@ -46,7 +46,7 @@ class ModelLoadError(LmdError):
     """A model (pipeline, SAM, refiner) could not be loaded; the message names it and the fix."""
 
 
-def default_model(method: str = "lmd") -> str:
+def default_diffusion_model(method: str = "lmd") -> str:
     """The published model for a method: its own (GLIGEN for `lmd+`), else SD 1.5."""
     return get_method(method).default_model or SD15_MODEL
 
@@ -104,12 +104,12 @@ def load_pipeline(
     `lmd+`) with a DDIM scheduler from its own scheduler config, on `device`.
 
     `model` is a `random:` model (see `random_pipeline`), a hub id or a local diffusers
-    folder; `None` means `default_model(method)`. `seed` only matters for random models.
+    folder; `None` means `default_diffusion_model(method)`. `seed` only matters for random models.
     Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL fails
     before anything loads when the folder or random model says it is SDXL.
     """
     spec = get_method(method)
-    model = default_model(method) if model is None else str(model)
+    model = default_diffusion_model(method) if model is None else str(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     gligen = spec.gated_unet

@@ -10,7 +10,7 @@ from lmd.prompts.planner import (
     MAX_REPLY_CHARS,
     Planner,
     PlanResult,
-    default_model,
+    default_llm,
 )
 from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
 from lmd.prompts.transport import RetryNotice
@@ -31,6 +31,6 @@ __all__ = [
     "Template",
     "TemplateError",
     "default_cache_dir",
-    "default_model",
+    "default_llm",
     "load_template",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from lmd.layouts.seeds import (
     SEED_LIMIT,
     SHORT_SEED_LIMIT,

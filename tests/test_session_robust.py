@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from lmd.conversation import Conversation, Session, SessionError, SketchRenderer
+from lmd.conversation import Conversation, Session, SessionError
 from lmd.conversation.lock import SessionLock, lock_path
 
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, ONLY_CAT, ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,8 +138,9 @@ def test_a_closed_conversation_is_refused_before_it_asks_or_writes_a_picture(tmp
 
 HOLDER = """
 import sys
-from lmd.conversation import Conversation, SketchRenderer
+from lmd.conversation import Conversation
 from tests.scripted_planner import ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 c = Conversation.load(sys.argv[1], ScriptedPlanner(), SketchRenderer())
 print("holding", flush=True)
 sys.stdin.read()

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from lmd.conversation import MANUAL_REQUEST, Conversation, SketchRenderer, is_manual
+from lmd.conversation import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.manager import MANUAL_HISTORY_TEXT
 from PIL import Image
 
 from lmd.web.progress import DECODE, PHASES, PLANNING
 from tests.scripted_planner import ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 from tests.web_server import CAT_DOG, DOG_MOVED, NO_GRADIO, TINY_ARGS, WebServer
 
 pytestmark = NO_GRADIO

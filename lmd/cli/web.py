@@ -111,7 +111,7 @@ def web_command(
             f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
         ) from None
 
-    from lmd.prompts import default_model
+    from lmd.prompts import default_llm
 
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
@@ -141,7 +141,7 @@ def web_command(
     demo = build_app(
         handlers,
         Defaults(
-            llm=llm or default_model(),
+            llm=llm or default_llm(),
             llm_base_url=llm_base_url or os.environ.get("LMD_LLM_BASE_URL", ""),
             seed=seed,
         ),

@@ -23,7 +23,7 @@ from PIL import Image
 from lmd.layouts.errors import one_line
 from lmd.layouts.paths import default_cache_dir
 from lmd.models import ModelLoadError
-from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, check_prompts
+from lmd.segment.interface import SAM_MODEL_TYPES, BoxPrompt, PointPrompt, check_prompts
 
 SAM_CHECKPOINT_URLS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -119,8 +119,8 @@ class SegmentAnythingSegmenter:
         self,
         images: Sequence[Image.Image],
         *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
+        points: Sequence[PointPrompt] | None = None,
+        boxes: Sequence[BoxPrompt] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         size = check_prompts(images, points, boxes)
         dtype = self.model.pixel_mean.dtype

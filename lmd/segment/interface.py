@@ -1,7 +1,7 @@
 """The SAM interface both backends implement: images and one prompt each -> 3 masks and scores.
 
-The lowest SAM module: `lmd.sam_transformers` and `lmd.sam_meta` import it, and `lmd.sam`
-(which picks a backend) imports them; nothing here imports a backend.
+The lowest SAM module: the backends (`transformers_sam`, `meta_sam`) import it, and the package
+itself (`lmd.segment`, which picks a backend) imports them; nothing here imports a backend.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Protocol
 import torch
 from PIL import Image
 
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]
+PointPrompt = tuple[float, float]
+BoxPrompt = tuple[float, float, float, float]
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 """The three published SAM sizes; each backend maps them to its own weights."""
@@ -33,13 +33,15 @@ class Segmenter(Protocol):
         self,
         images: Sequence[Image.Image],
         *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
+        points: Sequence[PointPrompt] | None = None,
+        boxes: Sequence[BoxPrompt] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def check_prompts(
-    images: Sequence[Image.Image], points: Sequence[Point] | None, boxes: Sequence[Box] | None
+    images: Sequence[Image.Image],
+    points: Sequence[PointPrompt] | None,
+    boxes: Sequence[BoxPrompt] | None,
 ) -> tuple[int, int]:
     """Validate a `segment` call; return the images' common `(height, width)`."""
     if not images:

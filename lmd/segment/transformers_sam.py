@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError, from_pretrained
-from lmd.sam_types import Box, Point, check_prompts
+from lmd.segment.interface import BoxPrompt, PointPrompt, check_prompts
 
 SAM_HUB_IDS = {
     "vit_b": "facebook/sam-vit-base",
@@ -43,8 +43,8 @@ class TransformersSegmenter:
         self,
         images: Sequence[Image.Image],
         *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
+        points: Sequence[PointPrompt] | None = None,
+        boxes: Sequence[BoxPrompt] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = check_prompts(images, points, boxes)
         rgb = [image.convert("RGB") for image in images]
