@@ -32,10 +32,11 @@ def stage2(
     """Image-level accuracy on the LMD benchmark: one line per task, then overall."""
     from tqdm import tqdm
 
+    from lmd.batch.results import drawn_jobs
     from lmd.bench import stage2 as bench
     from lmd.bench.detector import load_detector
 
-    jobs = bench.batch_jobs(folder)
+    jobs = bench.batch_jobs(drawn_jobs(folder))
     if not jobs.scorable:
         raise ValueError(
             f"{str(folder)!r} has no drawn pictures of LMD benchmark captions to score "
@@ -45,7 +46,7 @@ def stage2(
     bar = tqdm(total=len(jobs.scorable), desc="stage2", unit="image", file=sys.stderr)
     try:
         report = bench.score_batch(
-            folder, model, jobs, batch_size=batch_size,
+            model, jobs, batch_size=batch_size,
             progress=lambda done, total: bar.update(done - bar.n),
         )  # fmt: skip
     finally:
