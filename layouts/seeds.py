@@ -32,8 +32,8 @@ def is_seed(value: object) -> bool:
 
 
 def seed_problem(value: object) -> str:
-    """What is wrong with `value` as a seed, as the end of a sentence that names it."""
-    return f"must be {SEED_RANGE}, not {value!r}"
+    """What is wrong with `value` as a seed, as the rest of a sentence that names it."""
+    return f"must be {SEED_RANGE} but is {value!r}"
 
 
 def check_seed(value: int, argument: str = "seed") -> int:

@@ -13,7 +13,7 @@ from lmd.layouts.seeds import (
     object_seed,
 )
 
-MESSAGE = "must be a whole number from 0 to 2**63 - 1, not "
+MESSAGE = "must be a whole number from 0 to 2**63 - 1 but is "
 
 
 def test_every_derived_seed_keeps_the_numbers_earlier_versions_gave():

@@ -22,7 +22,7 @@ import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
-from lmd.cli.app import app, bench_app
+from lmd.cli.app import app, bench_app, click_module
 from lmd.cli.errors import for_the_cli
 from lmd.quiet import ignore_library_warnings
 
@@ -30,15 +30,6 @@ __all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
 
 USAGE = 2
 INTERRUPTED = 130
-
-
-def _click():
-    """The click typer runs on: its own copy (typer >= 0.26) or the click package (older)."""
-    import importlib
-
-    import typer.core
-
-    return getattr(typer.core, "_click", None) or importlib.import_module("click")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -52,7 +43,7 @@ def run(argv: list[str] | None = None) -> int:
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
         ignore_library_warnings()
-    exceptions = _click().exceptions
+    exceptions = click_module().exceptions
     import typer
 
     # Newer typer raises its own Exit and Abort; older ones raise click's (the same classes).
