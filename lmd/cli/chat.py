@@ -76,6 +76,7 @@ def chat_command(
         )  # fmt: skip
     finally:
         bars.close()
+        conversation.close()  # lets go of the session file's lock
         if session_path.exists():
             print(f"session saved in {session_path}", file=sys.stderr)
         else:
