@@ -63,6 +63,8 @@ class Command(typer.core.TyperCommand):
             record = param.get_help_record(ctx)
             if record is None:
                 continue
+            # Older typer escapes brackets for rich even when help is plain: `\[default: 4]`.
+            record = (record[0], record[1].replace("\\[", "["))
             if param.param_type_name == "argument":
                 title = "Arguments"
             else:
