@@ -3,17 +3,17 @@
 Rendering is handed in as a `RenderFn`; this package never imports torch.
 """
 
-from lmd.conversation.identity import MatchConfig, assign, derive_seed, match_boxes
+from lmd.conversation.identity import MatchConfig, assign, match_boxes
 from lmd.conversation.manager import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.render import (
     Progress,
     RenderFn,
     RenderOutput,
     RenderRequest,
-    SketchRenderer,
 )
 from lmd.conversation.repl import run_repl
 from lmd.conversation.session import Session, SessionError, Turn
+from lmd.layouts.seeds import derive_seed
 
 __all__ = [
     "MANUAL_REQUEST",
@@ -25,7 +25,6 @@ __all__ = [
     "RenderRequest",
     "Session",
     "SessionError",
-    "SketchRenderer",
     "Turn",
     "assign",
     "derive_seed",

@@ -12,15 +12,12 @@ seed derived from the session seed and its id, so replaying a session redraws th
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lmd.layouts.model import Box
-
-SEED_MODULUS = 2**31
-"""Seeds stay below 2**31 so any torch / numpy generator accepts them."""
+from lmd.layouts.seeds import derive_seed
 
 
 @dataclass(frozen=True)
@@ -54,12 +51,6 @@ class Assignment:
     """Indexes into `previous` of the objects that vanished."""
     issued: int
     """How many identities the session has issued, counting the new ones here."""
-
-
-def derive_seed(session_seed: int, key: str) -> int:
-    """A seed in [0, 2**31) determined by the session seed and a key such as an object id."""
-    digest = hashlib.sha256(f"{session_seed}/{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % SEED_MODULUS
 
 
 def _distance(a: Box, b: Box) -> float:

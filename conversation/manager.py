@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lmd.conversation.identity import SEED_MODULUS, MatchConfig, assign, derive_seed
+from lmd.conversation.identity import MatchConfig, assign
 from lmd.conversation.lock import SessionLock
 from lmd.conversation.render import Progress, RenderFn, RenderRequest
 from lmd.conversation.session import Session, SessionError, Turn
 from lmd.conversation.summary import describe_change, describe_layout
 from lmd.layouts.io import atomic_save_image
 from lmd.layouts.model import Layout
+from lmd.layouts.seeds import check_seed, derive_seed, new_seed
 
 if TYPE_CHECKING:
     from lmd.prompts import PlanResult
@@ -77,8 +77,8 @@ class Conversation:
             raise TypeError(f"`render` must be callable, got {type(render).__name__}")
         if seed is not None and session is not None:
             raise ValueError("pass `seed` or `session`, not both: a session keeps its seed")
-        if seed is not None and not 0 <= seed < SEED_MODULUS:
-            raise ValueError(f"`seed` must be in [0, 2**31), got {seed}")
+        if seed is not None:
+            check_seed(seed)
         self._lock = lock
         if session_path is not None and lock is None:
             self._lock = SessionLock(session_path).acquire()
@@ -90,7 +90,7 @@ class Conversation:
                     "Conversation.load (or lmd chat --session) instead of starting over"
                 )
             if seed is None:
-                seed = secrets.randbelow(SEED_MODULUS)
+                seed = new_seed()
             session = Session(seed=seed, meta=meta or {})
         self.planner = planner
         self.render = render
@@ -306,7 +306,6 @@ class Conversation:
                 layout=layout,
                 background_seed=background_seed,
                 object_seeds=found.seeds,
-                previous=previous.layout if previous is not None else None,
                 progress=progress or self.progress,
             )
         )

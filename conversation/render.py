@@ -1,18 +1,15 @@
-"""The render contract the conversation is handed (it never imports torch), and a sketch renderer.
+"""The render contract the conversation is handed (it never imports torch).
 
-Stage 2 adapts its diffusion controller to `RenderFn`; `SketchRenderer` is a real, torch-free
-implementation that paints the layout's boxes, for previews and tests.
+Stage 2 adapts its diffusion controller to `RenderFn` (`lmd.api.Renderer`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lmd.layouts.draw import draw
-from lmd.layouts.model import Box, Layout
+from lmd.layouts.model import Layout
 from PIL import Image
 
 Progress = Callable[[str, int, int], None]
@@ -22,14 +19,12 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """One picture to draw: a layout, its seeds, and the last turn's layout for reuse."""
+    """One picture to draw: a layout and its seeds (the renderer reuses what it drew before)."""
 
     layout: Layout
     background_seed: int
     object_seeds: list[int]
     """One seed per box of `layout`, in the same order."""
-    previous: Layout | None = None
-    """The layout of the turn this one edits, so a renderer can reuse per-object work."""
     progress: Progress | None = None
 
     def __post_init__(self) -> None:
@@ -55,41 +50,3 @@ class RenderFn(Protocol):
     """Anything called as `render(request) -> RenderOutput`; failures raise an `LmdError`."""
 
     def __call__(self, request: RenderRequest) -> RenderOutput: ...
-
-
-def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
-    """What decides an object's look apart from its place: name, box size and seed."""
-    return (box.name, round(box.w), round(box.h), seed)
-
-
-@dataclass
-class SketchRenderer:
-    """Paints the layout with `lmd.layouts.draw` on a background tinted by the background seed.
-
-    It remembers which objects it has drawn before and counts those as reused, keyed as lmd's
-    per-object cache keys them: `object_key` and the background seed and prompts (an object
-    drawn over another background is drawn again).
-    """
-
-    seen: set[tuple] = field(default_factory=set)
-
-    def __call__(self, request: RenderRequest) -> RenderOutput:
-        layout = request.layout
-        digest = hashlib.sha256(str(request.background_seed).encode()).digest()
-        tint = tuple(200 + b % 56 for b in digest[:3])
-        canvas = Image.new("RGB", (layout.width, layout.height), tint)
-        generated = reused = 0
-        total = len(layout.boxes)
-        for step, (box, seed) in enumerate(
-            zip(layout.boxes, request.object_seeds, strict=True), start=1
-        ):
-            key = (*object_key(box, seed), request.background_seed, layout.background,
-                   layout.negative)  # fmt: skip
-            if key in self.seen:
-                reused += 1
-            else:
-                generated += 1
-                self.seen.add(key)
-            if request.progress is not None:
-                request.progress(box.name, step, total)
-        return RenderOutput(image=draw(layout, canvas), generated=generated, reused=reused)

@@ -13,7 +13,7 @@ from lmd.conversation.manager import Conversation
 from lmd.conversation.render import Progress
 from lmd.conversation.session import Turn
 from lmd.layouts.draw import draw
-from lmd.layouts.errors import LayoutWarning, LmdError
+from lmd.layouts.errors import LayoutWarning, LmdError, one_line
 from lmd.layouts.io import atomic_save_image
 
 PROMPT = "lmd> "
@@ -64,93 +64,111 @@ def run_repl(
     the history is kept in `history_file`. `progress` is handed to the renderer. A planner
     that announces retries to no one (`on_retry` None) announces them on `err` as `note:`.
     """
-    reader = LineReader(input_stream, output, PROMPT, history_file)
+    repl = _Repl(conversation, output, err, progress, prepare)
     failed = False
-
-    def say(text: str) -> None:
-        print(text, file=output, flush=True)
-
-    def complain(text: str) -> None:
-        print(text, file=err, flush=True)
-
-    if getattr(conversation.planner, "on_retry", False) is None:
-        conversation.planner.on_retry = lambda notice: complain(f"note: {notice}")
-
-    def show(turn: Turn | None, nothing: str) -> None:
-        if turn is None:
-            say(nothing)
-        else:
-            say(_describe(turn, len(conversation.turns)))
-
-    def drawn(make: Callable[[], Turn]) -> None:
-        if prepare is not None:
-            prepare()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LayoutWarning)
-            turn = make()
-        for w in caught:  # boxes clipped, a layout not in English: one line each
-            if issubclass(w.category, LayoutWarning):
-                complain(f"warning: {_one_line(w.message)}")
-        if turn.image_path and (image := turn.image) is not None:  # read from disk once
-            atomic_save_image(draw(turn.layout, image), overlay_path(turn.image_path))
-        show(turn, "")
-
-    def save(arg: str) -> None:
-        say(f"saved: {conversation.save(Path(arg).expanduser() if arg else None)}")
-
-    def layout(_: str) -> None:
-        current = conversation.current
-        say(current.layout.to_llm_text() if current is not None else "no layout yet")
-
-    def reroll(_: str) -> None:
-        if conversation.current is None:
-            say("nothing drawn")
-        else:
-            drawn(lambda: conversation.reroll(progress=progress))
-
-    commands: dict[str, Callable[[str], None]] = {
-        "undo": lambda _: show(conversation.undo(), "nothing to undo"),
-        "redo": lambda _: show(conversation.redo(), "nothing to redo"),
-        "layout": layout,
-        "save": save,
-        "new": reroll,
-        "help": lambda _: say(HELP),
-    }
-
-    with reader:
+    with LineReader(input_stream, output, PROMPT, history_file) as reader:
         while True:
             try:
                 line = reader.read()
             except KeyboardInterrupt:
-                say("")
+                repl.say("")
                 return INTERRUPTED
-            if line is None:
+            if line is None or _command(line) in QUIT:
                 return FAILED if failed else 0
-            line = line.strip()
-            if not line:
+            if not line.strip():
                 continue
             try:
-                if line.startswith("/"):
-                    name, _, arg = line[1:].partition(" ")
-                    name = name.lower()
-                    if name in ("quit", "exit", "q"):
-                        return FAILED if failed else 0
-                    if name not in commands:
-                        complain(f"unknown command /{name}; /help lists the commands")
-                        continue
-                    commands[name](arg.strip())
-                else:
-                    drawn(lambda line=line: conversation.send(line, progress=progress))
-                failed = False
-            except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
-                complain(f"error: {_one_line(e)}")
-                failed = True
+                done = repl.handle(line.strip())
+                failed = failed if done is None else not done
             except KeyboardInterrupt:
-                complain("interrupted; the session is as it was")
+                repl.complain("interrupted; the session is as it was")
                 if not reader.interactive:
                     return INTERRUPTED
                 failed = True
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+QUIT = ("quit", "exit", "q")
+COMMANDS = {name: name for name in ("undo", "redo", "layout", "save", "help")} | {"new": "reroll"}
+"""Each slash command and the `_Repl` method that runs it."""
+
+
+def _command(line: str) -> str | None:
+    """The slash command a line gives (`/Undo now` -> `undo`), or None for a request."""
+    text = line.strip()
+    return text[1:].partition(" ")[0].lower() if text.startswith("/") else None
+
+
+class _Repl:
+    """What each line does: a slash command, or a request that draws a new turn."""
+
+    def __init__(self, conversation: Conversation, output: TextIO, err: TextIO, progress, prepare):
+        self.conversation = conversation
+        self.output, self.err = output, err
+        self.progress, self.prepare = progress, prepare
+        if getattr(conversation.planner, "on_retry", False) is None:
+            conversation.planner.on_retry = lambda notice: print(
+                f"note: {notice}", file=err, flush=True
+            )  # (not through self: the planner outlives this loop)
+
+    def undo(self, _: str) -> None:
+        self.show(self.conversation.undo(), "nothing to undo")
+
+    def redo(self, _: str) -> None:
+        self.show(self.conversation.redo(), "nothing to redo")
+
+    def help(self, _: str) -> None:
+        self.say(HELP)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.output, flush=True)
+
+    def complain(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def handle(self, line: str) -> bool | None:
+        """Run one line; False when it failed (said on `err`, the session left as it was),
+        None for an unknown command (nothing was tried)."""
+        name = _command(line)
+        try:
+            if name is None:
+                self.drawn(lambda: self.conversation.send(line, progress=self.progress))
+            elif name in COMMANDS:
+                getattr(self, COMMANDS[name])(line.partition(" ")[2].strip())
+            else:
+                self.complain(f"unknown command /{name}; /help lists the commands")
+                return None
+            return True
+        except (LmdError, ValueError, OSError) as e:  # whatever a reply or the disk does
+            self.complain(f"error: {one_line(e, limit=None)}")
+            return False
+
+    def show(self, turn: Turn | None, nothing: str) -> None:
+        self.say(nothing if turn is None else _describe(turn, len(self.conversation.turns)))
+
+    def drawn(self, make: Callable[[], Turn]) -> None:
+        """Make a turn that draws, then show it: warnings first, the overlay beside it."""
+        if self.prepare is not None:
+            self.prepare()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LayoutWarning)
+            turn = make()
+        for w in caught:  # boxes clipped, a layout not in English: one line each
+            if issubclass(w.category, LayoutWarning):
+                self.complain(f"warning: {one_line(w.message, limit=None)}")
+        if turn.image_path and (image := turn.image) is not None:  # read from disk once
+            atomic_save_image(draw(turn.layout, image), overlay_path(turn.image_path))
+        self.show(turn, "")
+
+    def save(self, arg: str) -> None:
+        path = Path(arg).expanduser() if arg else None
+        self.say(f"saved: {self.conversation.save(path)}")
+
+    def layout(self, _: str) -> None:
+        current = self.conversation.current
+        self.say(current.layout.to_llm_text() if current is not None else "no layout yet")
+
+    def reroll(self, _: str) -> None:
+        if self.conversation.current is None:
+            self.say("nothing drawn")
+        else:
+            self.drawn(lambda: self.conversation.reroll(progress=self.progress))

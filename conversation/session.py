@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from lmd.conversation.identity import SEED_MODULUS, Tracked
+from lmd.conversation.identity import Tracked
 from lmd.layouts.errors import LmdError
 from lmd.layouts.io import atomic_write_text
 from lmd.layouts.model import Layout
+from lmd.layouts.seeds import SEED_LIMIT
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -20,7 +21,7 @@ MAX_NESTING = 64
 """JSON in a session nests a handful of levels; far deeper is not a session."""
 _MAX_INT_DIGITS = 30
 
-Seed = Annotated[int, Field(ge=0, lt=SEED_MODULUS)]
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 
 
 class SessionError(LmdError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lmd.layouts.model import Box, Layout
+from lmd.layouts.words import counted
 
 TOLERANCE = 0.5
 """Coordinates closer than this (pixels) count as unchanged."""
@@ -17,10 +18,7 @@ def _close(a: float, b: float) -> bool:
 def describe_layout(layout: Layout) -> str:
     """The first turn's summary: `3 objects: a cat, a dog, a ball; background: a park`."""
     n = len(layout.boxes)
-    if n == 0:
-        objects = "no objects"
-    else:
-        objects = f"{n} object{'s' if n != 1 else ''}: " + ", ".join(layout.names)
+    objects = f"{counted(n, 'object')}: {', '.join(layout.names)}" if n else "no objects"
     return f"{objects}; background: {layout.background}"
 
 

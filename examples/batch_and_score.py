@@ -12,7 +12,7 @@ import argparse
 from lmd.prompts import Planner
 
 from lmd import RenderSettings
-from lmd.batch import read_prompts, run_batch
+from lmd.batch import drawn_jobs, read_prompts, run_batch
 from lmd.bench.detector import load_detector
 from lmd.bench.stage2 import batch_jobs, score_batch
 
@@ -38,5 +38,5 @@ print("\n".join(summary.lines()))
 
 random_models = (args.model or "").startswith("random:")
 detector = load_detector(args.detector or ("random:tiny" if random_models else None))
-report = score_batch(args.out, detector, batch_jobs(args.out))
+report = score_batch(detector, batch_jobs(drawn_jobs(args.out)))
 print("\n".join(report.lines()))

@@ -18,7 +18,7 @@ _EXPORTS = {
     "generate": "lmd.api",
     "GenerateResult": "lmd.api",
     "Renderer": "lmd.api",
-    "RenderSettings": "lmd.api",
+    "RenderSettings": "lmd.settings",
     "RenderError": "lmd.api",
     "Conversation": "lmd.conversation",
     "Layout": "lmd.layouts",
@@ -27,10 +27,11 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from lmd.api import GenerateResult, Renderer, RenderError, RenderSettings, generate
+    from lmd.api import GenerateResult, Renderer, RenderError, generate
     from lmd.conversation import Conversation
     from lmd.layouts import Box, Layout
     from lmd.prompts import Planner
+    from lmd.settings import RenderSettings
 
 __all__ = [
     "Box",

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmd.layouts import Layout, LmdError, atomic_save_image, draw
+from lmd.layouts.errors import one_line
 from lmd.quiet import quiet_libraries
+from lmd.settings import RenderSettings
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -27,114 +29,8 @@ if TYPE_CHECKING:
     from lmd.prompts import PlanResult
 
 
-MAX_STEPS = 1000
-"""DDIM takes at most the steps of the schedule Stable Diffusion was trained with."""
-
-
 class RenderError(LmdError):
     """Rendering failed for a reason other than bad input (out of memory, a broken model)."""
-
-
-@dataclass(frozen=True)
-class RenderSettings:
-    """Which models draw a layout, and how; `None` means the method's default.
-
-    `sam_model` is a SAM hub id, a transformers SAM folder, a segment-anything `.pth` file,
-    `vit_b`/`vit_l`/`vit_h` or `random:tiny` (default `facebook/sam-vit-base`; `random:tiny`
-    for random models); `sam_backend` is `auto`, `transformers` or `segment-anything`.
-    `refiner_model` (a hub id or folder) implies `refine`.
-    """
-
-    model: str | None = None
-    method: str = "lmd"
-    steps: int | None = None
-    sam: bool = True
-    sam_model: str | None = None
-    sam_backend: str = "auto"
-    device: str | None = None
-    dtype: str | None = None
-    height: int | None = None
-    width: int | None = None
-    refine: bool = False
-    refiner_model: str | None = None
-    paper: bool = False  # LMDConfig.paper(): the paper's code exactly, for comparisons
-
-    def replace(self, **changes: Any) -> RenderSettings:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def model_id(self) -> str:
-        """The diffusion model that draws: `model`, else the method's published one."""
-        from lmd.models import default_model
-
-        return self.model or default_model(self.method)
-
-    @property
-    def segments(self) -> bool:
-        """Whether SAM refines the masks (`sam`, and a method that masks boxes)."""
-        from lmd.controller.methods import get_method
-
-        return self.sam and get_method(self.method).uses_sam
-
-    @property
-    def sam_spec(self) -> str | None:
-        """The SAM model used, or None without SAM (no SAM download for random models)."""
-        if not self.segments:
-            return None
-        if self.sam_model is None and self.model_id.startswith("random:"):
-            return "random:tiny"
-        return self.sam_model
-
-    @property
-    def refines(self) -> bool:
-        return self.refine or self.refiner_model is not None
-
-    def check(self) -> RenderSettings:
-        """Raise (naming the field) for anything wrong that shows before loading; return self.
-
-        Checks the method, steps, size, device and dtype, and that each model can be found:
-        random model names, local folders, and hub ids in the cache (or, online, on the hub).
-        Settings that passed are not checked again (the CLI, `generate` and the loader each
-        ask; the hub lookups are network requests).
-        """
-        _check_once(self)
-        return self
-
-    def _check(self) -> None:
-        from lmd import models
-        from lmd.controller.methods import get_method
-        from lmd.sam import sam_choice
-
-        get_method(self.method)  # a registered method (the message names them)
-        steps = self.steps
-        if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
-            raise ValueError(
-                f"`steps` must be a whole number from 1 to {MAX_STEPS} but is {steps!r}"
-            )
-        for name in ("height", "width"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0 or value % 8):
-                raise ValueError(f"`{name}` must be a positive multiple of 8 but is {value!r}")
-        models.resolve_dtype(self.dtype, models.resolve_device(self.device))
-        models.check_source(self.model_id)
-        models.check_model_fits(self.model_id, self.method)
-        if self.segments:
-            backend, source = sam_choice(self.sam_spec, self.sam_backend)
-            if backend == "transformers" and not source.startswith("random:"):
-                models.check_source(
-                    source, what="SAM model", kind="transformers SAM", argument="sam_model",
-                    required_file="config.json",
-                )  # fmt: skip
-        if self.refines:
-            models.check_source(
-                self.refiner_model or models.REFINER_MODEL, what="refiner model",
-                argument="refiner_model",
-            )  # fmt: skip
-
-
-@lru_cache(maxsize=64)
-def _check_once(settings: RenderSettings) -> None:
-    settings._check()  # raises; only settings that passed are remembered
 
 
 @lru_cache(maxsize=2)
@@ -151,7 +47,7 @@ def load_controller(settings: RenderSettings) -> Controller:
         )  # fmt: skip
         segmenter = None
         if settings.segments:
-            from lmd.sam import load_segmenter
+            from lmd.segment import load_segmenter
 
             segmenter = load_segmenter(
                 settings.sam_spec, sam_backend=settings.sam_backend, device=settings.device,
@@ -220,7 +116,7 @@ class Renderer:
         except (LmdError, ValueError):
             raise
         except (RuntimeError, MemoryError) as e:  # out of memory, a model that broke mid-way
-            raise RenderError(f"rendering failed: {' '.join(str(e).split())[:300]}") from e
+            raise RenderError(f"rendering failed: {one_line(e, 300)}") from e
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
         """The conversation's `RenderFn`."""

@@ -19,12 +19,14 @@ import torch
 
 from lmd.controller.methods import get_method
 from lmd.controller.methods.lmd_plus import GLIGEN_MODEL
-from lmd.layouts.errors import LmdError
+from lmd.layouts.errors import LmdError, one_line
 from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, is_xl
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
 HUB_CHECK_TIMEOUT_S = 5.0
+LIBRARY_LIMIT = 160
+"""Characters of a library's own message quoted inside one of lmd's."""
 
 _DTYPES = {
     "fp16": torch.float16,
@@ -44,7 +46,7 @@ class ModelLoadError(LmdError):
     """A model (pipeline, SAM, refiner) could not be loaded; the message names it and the fix."""
 
 
-def default_model(method: str = "lmd") -> str:
+def default_diffusion_model(method: str = "lmd") -> str:
     """The published model for a method: its own (GLIGEN for `lmd+`), else SD 1.5."""
     return get_method(method).default_model or SD15_MODEL
 
@@ -102,12 +104,12 @@ def load_pipeline(
     `lmd+`) with a DDIM scheduler from its own scheduler config, on `device`.
 
     `model` is a `random:` model (see `random_pipeline`), a hub id or a local diffusers
-    folder; `None` means `default_model(method)`. `seed` only matters for random models.
+    folder; `None` means `default_diffusion_model(method)`. `seed` only matters for random models.
     Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL fails
     before anything loads when the folder or random model says it is SDXL.
     """
     spec = get_method(method)
-    model = default_model(method) if model is None else str(model)
+    model = default_diffusion_model(method) if model is None else str(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     gligen = spec.gated_unet
@@ -276,8 +278,8 @@ def from_pretrained(
             raise
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load {what} folder {model!r}: {one_line(exc)}; check that it was "
-                "written by save_pretrained and is complete"
+                f"could not load {what} folder {model!r}: {one_line(exc, LIBRARY_LIMIT)}; check "
+                "that it was written by save_pretrained and is complete"
             ) from exc
     try:
         return load(model, **kwargs)
@@ -395,7 +397,7 @@ def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoad
     elif isinstance(exc, LocalEntryNotFoundError) or "cached" in str(exc):
         why = f"is not in the local cache and the hub cannot be reached; {hint}"
     else:
-        why = f"could not be loaded ({one_line(exc)}); check the id or {hint}"
+        why = f"could not be loaded ({one_line(exc, LIBRARY_LIMIT)}); check the id or {hint}"
     return ModelLoadError(f"{what} {model!r} {why}")
 
 
@@ -404,13 +406,6 @@ def _move(pipe: Any, model: str, device: torch.device) -> Any:
         return pipe.to(device)
     except RuntimeError as exc:
         raise ModelLoadError(
-            f"model {model!r} could not be moved to {device}: {one_line(exc)}; try `dtype='fp16'` "
-            "or `device='cpu'`"
+            f"model {model!r} could not be moved to {device}: {one_line(exc, LIBRARY_LIMIT)}; "
+            "try `dtype='fp16'` or `device='cpu'`"
         ) from exc
-
-
-def one_line(exc: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's message, cut to `limit` characters."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -8,13 +8,14 @@ from typing import Any
 import torch
 from PIL import Image
 
+from lmd.layouts.errors import one_line
 from lmd.models import (
+    LIBRARY_LIMIT,
     REFINER_MODEL,
     ModelLoadError,
     dtype_kwarg,
     from_pretrained,
     looks_local,
-    one_line,
     resolve_device,
     resolve_dtype,
 )
@@ -84,7 +85,8 @@ def load_refiner(
         pipe = pipe.to(torch_device)
     except RuntimeError as exc:
         raise ModelLoadError(
-            f"refiner model {model!r} could not be moved to {torch_device}: {one_line(exc)}"
+            f"refiner model {model!r} could not be moved to {torch_device}: "
+            f"{one_line(exc, LIBRARY_LIMIT)}"
         ) from exc
     pipe.set_progress_bar_config(disable=True)
     return Refiner(pipe, strength=strength)

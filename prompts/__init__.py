@@ -1,6 +1,7 @@
 """Stage 1: the in-context template (files) and the LLM planner (litellm)."""
 
-from lmd.prompts.cache import ReplyCache, default_cache_dir
+from lmd.layouts.paths import default_cache_dir
+from lmd.prompts.cache import ReplyCache
 from lmd.prompts.errors import LLMUnavailableError, PlannerError, TemplateError
 from lmd.prompts.language import LanguageWarning
 from lmd.prompts.planner import (
@@ -9,7 +10,7 @@ from lmd.prompts.planner import (
     MAX_REPLY_CHARS,
     Planner,
     PlanResult,
-    default_model,
+    default_llm,
 )
 from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
 from lmd.prompts.transport import RetryNotice
@@ -30,6 +31,6 @@ __all__ = [
     "Template",
     "TemplateError",
     "default_cache_dir",
-    "default_model",
+    "default_llm",
     "load_template",
 ]

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from lmd.layouts.io import atomic_write_text
-
-
-def default_cache_dir() -> Path:
-    """`$LMD_CACHE_DIR`, else `~/.cache/lmd`."""
-    return Path(os.environ.get("LMD_CACHE_DIR") or Path.home() / ".cache" / "lmd")
 
 
 def cache_key(**parts: object) -> str:

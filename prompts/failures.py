@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from lmd.layouts.words import counted
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
 from lmd.prompts.transport import DeadlineExceeded
 
@@ -34,7 +35,7 @@ def unavailable(
     """The one-line error for a request that failed for good; `limit` when time ran out."""
     ex = litellm.exceptions
     detail = short(e)
-    count = f"{tries} {'try' if tries == 1 else 'tries'}"
+    count = counted(tries, "try")
     if limit is not None:
         return LLMUnavailableError(
             f"no answer from the LLM at {where} within the {limit:g} s deadline ({count}); "

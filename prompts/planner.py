@@ -11,11 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
-from lmd.prompts.cache import ReplyCache, cache_key, default_cache_dir
+from lmd.layouts.paths import default_cache_dir
+from lmd.prompts.cache import ReplyCache, cache_key
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
 from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable
 from lmd.prompts.language import LanguageWarning, language_note
-from lmd.prompts.template import CANVAS, Turn, load_template
+from lmd.prompts.template import CANVAS, HistoryEntry, load_template
 from lmd.prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
 
 # litellm fetches a price list from the internet at import unless told not to.
@@ -38,7 +39,7 @@ CORRECTION = (
 )
 
 
-def default_model() -> str:
+def default_llm() -> str:
     """`$LMD_LLM`, else `DEFAULT_LLM`."""
     return os.environ.get("LMD_LLM") or DEFAULT_LLM
 
@@ -116,7 +117,7 @@ class Planner:
                 f"got {llm_timeout} and {max_reply_chars}"
             )
         # 2. Settings
-        self.model = model or default_model()
+        self.model = model or default_llm()
         self.api_base = api_base or None
         self.api_key = api_key
         self.temperature = temperature
@@ -144,7 +145,7 @@ class Planner:
         """The layout for `caption` (any language)."""
         return self.complete(self.plan_messages(caption)).layout
 
-    def edit(self, history: Sequence[Turn], request: str) -> Layout:
+    def edit(self, history: Sequence[HistoryEntry], request: str) -> Layout:
         """The complete new layout after `request`, given earlier (user text, layout) turns."""
         return self.complete(self.edit_messages(history, request)).layout
 
@@ -152,7 +153,7 @@ class Planner:
         _check_text(caption, "caption")
         return self.template.plan_messages(caption)
 
-    def edit_messages(self, history: Sequence[Turn], request: str) -> list[dict]:
+    def edit_messages(self, history: Sequence[HistoryEntry], request: str) -> list[dict]:
         _check_text(request, "request")
         return self.template.edit_messages(history, request)
 

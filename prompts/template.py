@@ -30,14 +30,15 @@ CANVAS = (512, 512)  # the canvas every template layout is written on (width, he
 
 _TURN = re.compile(r"^(Caption|Request)\s*:\s*(.*)$", re.M)
 
-Turn = tuple[str, Layout]  # (user text, its layout)
+HistoryEntry = tuple[str, Layout]
+"""One earlier turn of a conversation, as the LLM sees it: (the user's text, its layout)."""
 
 
 @dataclass(frozen=True)
 class Example:
     """One in-context example: earlier turns, then the text and layout the LLM should answer."""
 
-    history: tuple[Turn, ...]
+    history: tuple[HistoryEntry, ...]
     text: str
     layout: Layout
     source: str  # file name, for error messages
@@ -62,7 +63,7 @@ class Template:
         messages.append({"role": "user", "content": plan_query(caption)})
         return messages
 
-    def edit_messages(self, history: Sequence[Turn], request: str) -> list[dict]:
+    def edit_messages(self, history: Sequence[HistoryEntry], request: str) -> list[dict]:
         """Chat messages asking for the complete layout after `request`, given `history`."""
         messages = [{"role": "system", "content": self.edit_instructions}]
         for ex in self.edit_examples:
@@ -76,7 +77,7 @@ def plan_query(caption: str) -> str:
     return f"Caption: {_one_line(caption)}"
 
 
-def edit_query(history: Sequence[Turn], request: str) -> str:
+def edit_query(history: Sequence[HistoryEntry], request: str) -> str:
     """The conversation so far in template format, then the new request."""
     if not history:
         raise ValueError("an edit needs at least one earlier turn (the caption and its layout)")

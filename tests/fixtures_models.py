@@ -57,7 +57,7 @@ def tiny_gligen_dir(tmp_path_factory, tiny_gligen_pipe):
 @pytest.fixture(scope="session")
 def tiny_sam():
     """`random:tiny` SAM: a transformers `SamModel` with toy widths behind `Segmenter`."""
-    from lmd.sam import load_segmenter
+    from lmd.segment import load_segmenter
 
     return load_segmenter("random:tiny", device="cpu", dtype=torch.float32)
 

@@ -28,7 +28,7 @@ from lmd.layouts.model import Box, Layout
 from safetensors.torch import load_file
 
 from lmd.controller import LMDConfig
-from lmd.sam import check_prompts
+from lmd.segment import check_prompts
 
 DATA = Path(__file__).parent / "data" / "parity"
 SCENARIOS = ("lmd", "lmd_article", "lmdplus", "lmd_threshold_8.44")

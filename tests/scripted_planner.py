@@ -2,7 +2,7 @@
 
 `ScriptedPlanner` speaks the stage-1 planner's interface (`plan_messages`, `edit_messages`,
 `complete`); a test enqueues the LLM's replies as template text, which goes through the real
-`lmd.layouts.parse`, or as an `LmdError` to raise. The renderer is the real `SketchRenderer`.
+`lmd.layouts.parse`, or as an `LmdError` to raise. The renderer is `tests.sketch_renderer`'s.
 """
 
 from __future__ import annotations

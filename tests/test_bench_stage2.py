@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lmd.batch import drawn_jobs
 from lmd.bench.stage1 import PREFIX, benchmark_prompts
 from lmd.bench.stage2 import (
     Detection,
@@ -167,10 +168,12 @@ def test_jobs_drawn_after_the_last_index_count_as_drawn(tmp_path):
     )
     (tmp_path / "00000/r0").mkdir(parents=True)
     Image.new("RGB", (64, 64)).save(tmp_path / "00000/r0/image.png")
-    assert batch_jobs(tmp_path).not_drawn == 1  # a picture but no meta.json: not finished
+    assert (
+        batch_jobs(drawn_jobs(tmp_path)).not_drawn == 1
+    )  # a picture but no meta.json: not finished
     (tmp_path / "00000/r0/meta.json").write_text(json.dumps({"caption": caption}))
-    found = batch_jobs(tmp_path)
-    assert (found.not_drawn, [job for job, _, _ in found.scorable]) == (0, ["00000/r0"])
+    found = batch_jobs(drawn_jobs(tmp_path))
+    assert (found.not_drawn, [job for job, *_ in found.scorable]) == (0, ["00000/r0"])
 
 
 def test_cli_errors(tmp_path, capsys):

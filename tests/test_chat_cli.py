@@ -10,9 +10,9 @@ import io
 import json
 
 import pytest
-from lmd.conversation import SketchRenderer
 
 from lmd.cli import run
+from tests.sketch_renderer import SketchRenderer
 
 CAT_DOG = (
     "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog', [280, 240, 180, 200])]\n"

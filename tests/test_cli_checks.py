@@ -81,9 +81,9 @@ def test_o_pointing_at_a_file_fails_before_any_work(command, llm_env, capsys, tm
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"steps": 0}, ValueError, "`steps` must be a whole number from 1 to 1000 but is 0"),
-        ({"steps": 5000}, ValueError, "`steps` must be a whole number from 1 to 1000 but is 5000"),
-        ({"steps": 2.5}, ValueError, "`steps` must be a whole number from 1 to 1000 but is 2.5"),
+        ({"steps": 0}, ValueError, "`steps` must be a whole number from 1 to 999 but is 0"),
+        ({"steps": 1000}, ValueError, "`steps` must be a whole number from 1 to 999 but is 1000"),
+        ({"steps": 2.5}, ValueError, "`steps` must be a whole number from 1 to 999 but is 2.5"),
         ({"height": 100}, ValueError, "`height` must be a positive multiple of 8 but is 100"),
         ({"method": "dalle"}, ValueError, "`method` must be one of lmd, lmd+, sd, attnmod"),
         ({"model": "random:huge"}, ModelLoadError, "unknown random model 'random:huge'"),
@@ -120,17 +120,13 @@ def test_generate_checks_out_dir_and_one_way_to_configure_before_the_llm(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--sam-backend", "meta"], "error: --sam-backend must be one of auto, transformers, "),
         (["--sam", "missing.pth"], "error: SAM checkpoint 'missing.pth' does not exist"),
         (["--refiner", "./nowhere"], "pass a local diffusers folder as --refiner or a hub id"),
-        (["--device", "cuda:3"], "error: --device is 'cuda:3' but CUDA is not available"),
         (["--model", "nobody/none"], "pass a local diffusers folder as --model"),
         (["--method", "lmd+", "--model", "random:nope"], "unknown random model 'random:nope'"),
     ],
 )
 def test_cli_errors_name_flags(flags, message, llm_env, capsys, tmp_path):
-    if "--device" in flags and __import__("torch").cuda.is_available():
-        pytest.skip("this machine has CUDA")
     assert run(["generate", "a cat", "-o", str(tmp_path), "--model", "random:tiny", *flags]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "`" not in err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from lmd.conversation import Conversation, RenderOutput, RenderRequest, SessionError, SketchRenderer
+from lmd.conversation import Conversation, RenderOutput, RenderRequest, SessionError
 from lmd.conversation.identity import derive_seed
 from lmd.layouts import LayoutParseError
 
@@ -17,6 +17,7 @@ from tests.scripted_planner import (
     ScriptedPlanner,
     ScriptedPlannerError,
 )
+from tests.sketch_renderer import SketchRenderer
 
 
 def chat(tmp_path, *replies, render=None, **options) -> Conversation:
@@ -214,7 +215,7 @@ def test_progress_reaches_the_renderer(tmp_path):
     ]
 
 
-def test_the_renderer_is_told_the_previous_layout(tmp_path):
+def test_an_edit_hands_the_renderer_the_objects_own_seeds(tmp_path):
     requests: list[RenderRequest] = []
     sketch = SketchRenderer()
 
@@ -225,8 +226,7 @@ def test_the_renderer_is_told_the_previous_layout(tmp_path):
     c = Conversation(ScriptedPlanner(CAT_DOG, DOG_LEFT), render, seed=5)
     first = c.send("a cat and a dog")
     c.send("move the dog left")
-    assert requests[0].previous is None
-    assert requests[1].previous == first.layout
+    assert requests[0].object_seeds == first.object_seeds
     assert requests[1].object_seeds == first.object_seeds
 
 

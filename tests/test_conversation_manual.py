@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from lmd.conversation import MANUAL_REQUEST, Conversation, SketchRenderer, is_manual
+from lmd.conversation import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.manager import MANUAL_HISTORY_TEXT
 from lmd.layouts import Box, Layout
 
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 
 
 def chat(tmp_path, *replies) -> Conversation:

@@ -12,7 +12,7 @@ from lmd.models import (
     GLIGEN_MODEL,
     SD15_MODEL,
     ModelLoadError,
-    default_model,
+    default_diffusion_model,
     load_pipeline,
     resolve_device,
     resolve_dtype,
@@ -28,11 +28,11 @@ def _assert_readable(exc: ModelLoadError, model: str) -> None:
 
 
 def test_default_model_per_method():
-    assert default_model("lmd") == SD15_MODEL
-    assert default_model("sd") == SD15_MODEL
-    assert default_model("lmd+") == GLIGEN_MODEL
+    assert default_diffusion_model("lmd") == SD15_MODEL
+    assert default_diffusion_model("sd") == SD15_MODEL
+    assert default_diffusion_model("lmd+") == GLIGEN_MODEL
     with pytest.raises(ValueError, match="'lmdx'"):
-        default_model("lmdx")
+        default_diffusion_model("lmdx")
 
 
 def test_resolve_device():

@@ -76,12 +76,14 @@ def test_lmd_generate_cli_writes_the_three_files(llm_env, capsys, tmp_path):
         assert (out_dir / name).stat().st_size > 0
 
 
-def test_lmd_generate_cli_bad_method_is_one_line(llm_env, capsys, tmp_path):
-    assert run(["generate", "a cat", "-o", str(tmp_path), "--method", "dalle"]) == 1
+def test_lmd_generate_cli_bad_method_is_a_usage_error(llm_env, capsys, tmp_path):
+    assert run(["generate", "a cat", "-o", str(tmp_path), "--method", "dalle"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == (
-        "error: --method must be one of lmd, lmd+, sd, attnmod, migc, migc++ but is 'dalle'"
+    assert (
+        err.splitlines()[-1]
+        == "Error: --method must be one of lmd, lmd+, sd, attnmod, migc, migc++ but is 'dalle'"
     )
+    assert llm_env.requests == []
 
 
 def test_a_move_reuses_every_object_and_a_recolour_redraws_one(

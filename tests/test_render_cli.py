@@ -67,9 +67,9 @@ def test_render_errors_are_one_line(layout_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "random:nope" in err and "Traceback" not in err
     args = ["render", str(layout_file), "-o", out, "--model", "random:tiny", "--no-sam", *FAST]
-    assert run([*args, "--height", "100"]) == 1
+    assert run([*args, "--height", "100"]) == 2  # a usage mistake
     err = capsys.readouterr().err
-    assert err == "error: --height must be a positive multiple of 8 but is 100\n"
+    assert err.endswith("\nError: --height must be a positive multiple of 8 but is 100\n")
     bad = tmp_path / "bad.json"
     bad.write_text('{"boxes": []}')
     assert run(["render", str(bad), "-o", out, "--model", "random:tiny"]) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from lmd.conversation import Conversation, SketchRenderer, run_repl
+from lmd.conversation import Conversation, run_repl
 from lmd.layouts import parse
 
 from tests.scripted_planner import (
@@ -16,6 +16,7 @@ from tests.scripted_planner import (
     ScriptedPlannerError,
     reply,
 )
+from tests.sketch_renderer import SketchRenderer
 
 
 class Terminal(io.StringIO):

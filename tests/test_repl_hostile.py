@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lmd.conversation import Conversation, SketchRenderer, run_repl
+from lmd.conversation import Conversation, run_repl
 
 from tests.fixtures_llm import SILENT, Status, Trickle
+from tests.sketch_renderer import SketchRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = (

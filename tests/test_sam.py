@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError
-from lmd.sam import TransformersSegmenter, build_tiny_segmenter, load_segmenter, sam_choice
-from lmd.sam_meta import segment_anything_import_error
+from lmd.segment import TransformersSegmenter, build_tiny_segmenter, load_segmenter, sam_choice
+from lmd.segment.meta_sam import segment_anything_import_error
 
 SIZE = (96, 64)  # PIL (width, height): not square, so height and width cannot be swapped
 POINTS = [(10.0, 20.0), (48.0, 32.0), (90.0, 60.0)]
@@ -212,19 +212,21 @@ def test_segment_anything_unavailable_says_how_to_get_it(tmp_path):
 
 
 def test_the_sam_modules_import_one_way():
-    """sam -> sam_transformers, sam_meta -> sam_types; no backend imports the dispatcher."""
+    """segment -> transformers_sam, meta_sam -> interface; no backend imports the dispatcher."""
     import ast
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "lmd"
+    root = Path(__file__).resolve().parents[1] / "lmd" / "segment"
     imported = {}
-    for name in ("sam", "sam_meta", "sam_transformers", "sam_types"):
+    for name in ("__init__", "meta_sam", "transformers_sam", "interface"):
         tree = ast.parse((root / f"{name}.py").read_text())
         imported[name] = {
             node.module for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lmd.sam")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lmd.segment")
         }  # fmt: skip
-    assert imported["sam_types"] == set()
-    assert imported["sam_meta"] == {"lmd.sam_types"}
-    assert imported["sam_transformers"] == {"lmd.sam_types"}
-    assert imported["sam"] >= {"lmd.sam_meta", "lmd.sam_transformers", "lmd.sam_types"}
+    assert imported["interface"] == set()
+    assert imported["meta_sam"] == {"lmd.segment.interface"}
+    assert imported["transformers_sam"] == {"lmd.segment.interface"}
+    assert imported["__init__"] >= {
+        "lmd.segment.meta_sam", "lmd.segment.transformers_sam", "lmd.segment.interface"
+    }  # fmt: skip

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from lmd.models import ModelLoadError
-from lmd.sam_meta import (
+from lmd.segment.meta_sam import (
     SAM_CHECKPOINT_URLS,
     cached_checkpoint,
     checkpoint_path,
@@ -66,7 +66,7 @@ def test_failed_download_leaves_nothing(tmp_path):
 def test_segment_anything_batch():
     from segment_anything import sam_model_registry
 
-    from lmd.sam_meta import SegmentAnythingSegmenter
+    from lmd.segment.meta_sam import SegmentAnythingSegmenter
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -88,7 +88,7 @@ def test_segment_anything_batch():
 
 @needs_segment_anything
 def test_segment_anything_bad_checkpoint(tmp_path):
-    from lmd.sam import load_segmenter
+    from lmd.segment import load_segmenter
 
     ckpt = tmp_path / "sam_vit_b_01ec64.pth"
     torch.save({"not": torch.zeros(1)}, ckpt)

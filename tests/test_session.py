@@ -12,11 +12,11 @@ from lmd.conversation import (
     RenderRequest,
     Session,
     SessionError,
-    SketchRenderer,
 )
 from lmd.layouts import LmdError
 
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, WITH_HAT, ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 
 
 class RenderFailed(LmdError):

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from lmd.conversation import Conversation, Session, SessionError, SketchRenderer
+from lmd.conversation import Conversation, Session, SessionError
 from lmd.conversation.lock import SessionLock, lock_path
 
 from tests.scripted_planner import CAT_DOG, DOG_LEFT, ONLY_CAT, ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def _valid(tmp_path) -> dict:
         (lambda d: json.dumps({**d, "meta": {"x": _nested(20) * 5}}), None),
         (lambda d: json.dumps({**d, "meta": {"a": _nested(500)}}), "nests more than 64 levels"),
         (lambda d: json.dumps(d).replace('"seed": 7', '"seed": ' + "7" * 5000), "5000 digits"),
-        (lambda d: json.dumps({**d, "seed": 2**31}), "seed: Input should be less than"),
+        (lambda d: json.dumps({**d, "seed": 2**63}), "seed: Input should be less than"),
         (lambda d: json.dumps(d).replace('"request": "a cat', '"request": "\\ud800'), "surrogate"),
         (lambda d: json.dumps(d)[:-10], "not valid JSON"),
         (lambda d: json.dumps({**d, "cursor": 5}), "cursor 5 is outside"),
@@ -137,8 +138,9 @@ def test_a_closed_conversation_is_refused_before_it_asks_or_writes_a_picture(tmp
 
 HOLDER = """
 import sys
-from lmd.conversation import Conversation, SketchRenderer
+from lmd.conversation import Conversation
 from tests.scripted_planner import ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 c = Conversation.load(sys.argv[1], ScriptedPlanner(), SketchRenderer())
 print("holding", flush=True)
 sys.stdin.read()

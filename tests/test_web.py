@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from lmd.conversation import MANUAL_REQUEST, Conversation, SketchRenderer, is_manual
+from lmd.conversation import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.manager import MANUAL_HISTORY_TEXT
 from PIL import Image
 
 from lmd.web.progress import DECODE, PHASES, PLANNING
 from tests.scripted_planner import ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 from tests.web_server import CAT_DOG, DOG_MOVED, NO_GRADIO, TINY_ARGS, WebServer
 
 pytestmark = NO_GRADIO
@@ -179,9 +180,11 @@ def test_an_llm_that_returns_garbage_gives_a_message_and_keeps_the_conversation(
 def test_an_unreachable_llm_and_bad_settings_are_one_message_each(web, page):
     with pytest.raises(AppError, match=r"(?i)connect|reach|unavailable"):
         page.send("a cat", base_url="http://127.0.0.1:9/v1")
-    with pytest.raises(AppError, match="Steps must be a whole number of at least 1"):
+    with pytest.raises(AppError, match="Steps must be a whole number from 1 to 999 but is 0"):
         page.send("a cat", steps=0)
-    with pytest.raises(AppError, match="Seed must be a whole number"):
+    with pytest.raises(AppError, match="Steps must be a whole number from 1 to 999 but is 1000"):
+        page.send("a cat", steps=1000)  # one rule with the command line's --steps
+    with pytest.raises(AppError, match=r"Seed must be a whole number from 0 to 2\*\*63 - 1"):
         page.send("a cat", seed=-3)
     assert page.call("/refresh")["chat"] == []
 

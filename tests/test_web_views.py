@@ -4,13 +4,14 @@ pictures with boxes, the turns strip, per-phase progress. No gradio needed."""
 from __future__ import annotations
 
 import pytest
-from lmd.conversation import Conversation, SketchRenderer
+from lmd.conversation import Conversation
 from lmd.layouts import Layout, LayoutParseError
 from PIL import Image
 
 from lmd.web import views
 from lmd.web.progress import DECODE, PHASES, PLANNING, PhaseProgress
 from tests.scripted_planner import CAT_DOG, ScriptedPlanner
+from tests.sketch_renderer import SketchRenderer
 
 
 def test_the_table_reads_back_as_the_layout_it_shows():

@@ -10,6 +10,7 @@ from lmd.batch.jobs import Job, job_seed, split
 from lmd.batch.plan import LAYOUTS_FILE, Planned, plan_prompts, read_planned
 from lmd.batch.processes import Processes
 from lmd.batch.report import INDEX_FILE, BatchSummary, ProcessStats
+from lmd.batch.results import DrawnJob, DrawnJobs, drawn_jobs
 from lmd.batch.runner import JobContext, render_jobs, run_batch
 
 __all__ = [
@@ -18,11 +19,14 @@ __all__ = [
     "LAYOUTS_FILE",
     "BatchPrompt",
     "BatchSummary",
+    "DrawnJob",
+    "DrawnJobs",
     "Job",
     "JobContext",
     "Planned",
     "ProcessStats",
     "Processes",
+    "drawn_jobs",
     "job_seed",
     "plan_prompts",
     "read_planned",

@@ -12,13 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from lmd.layouts import atomic_write_text
+from lmd.layouts.errors import one_line
+from lmd.layouts.seeds import job_seed as job_seed  # the seed rules live there
 
 META = "meta.json"
 ERROR = "error.json"
-MAX_SEED = 2**63
 
 
 @dataclass(frozen=True, order=True)
@@ -32,15 +31,6 @@ class Job:
     def name(self) -> str:
         """The job's folder below the batch folder: `00012/r0`."""
         return f"{self.index:05d}/r{self.repeat}"
-
-
-def job_seed(base_seed: int, index: int, repeat: int) -> int:
-    """The seed of one job, from (base seed, prompt index, repeat) alone: never from the
-    process that draws it, so a batch gives the same pictures on any number of GPUs."""
-    if not isinstance(base_seed, int) or not 0 <= base_seed < MAX_SEED:
-        raise ValueError(f"`seed` must be an integer in [0, 2**63) but is {base_seed!r}")
-    state = np.random.SeedSequence([base_seed, index, repeat]).generate_state(1, np.uint64)
-    return int(state[0]) >> 1
 
 
 def all_jobs(indices: Iterable[int], repeats: int) -> list[Job]:
@@ -107,7 +97,7 @@ def fail(folder: Path, job: Job, stage: str, error: BaseException | str, **extra
         "index": job.index,
         "repeat": job.repeat,
         "stage": stage,
-        "error": " ".join(str(error).split()) or type(error).__name__,
+        "error": one_line(error, limit=None),
         "type": type(error).__name__ if isinstance(error, BaseException) else None,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,

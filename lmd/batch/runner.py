@@ -25,11 +25,9 @@ from lmd.batch.plan import LAYOUTS_FILE, Planned, plan_prompts
 from lmd.batch.processes import Processes
 from lmd.batch.report import BatchSummary, ProcessStats, write_index
 from lmd.layouts import atomic_write_text
+from lmd.settings import PICTURE_SETTINGS
 
 SETTINGS_FILE = "batch.json"
-# Settings that change the pictures: a folder drawn with some cannot be resumed with others.
-_FIXED = ("model", "method", "steps", "sam", "sam_model", "sam_backend", "height", "width",
-          "refine", "refiner_model", "paper")  # fmt: skip
 
 OnJob = Callable[[J.Job, str], None]  # (job, "done" | "failed") after each job
 
@@ -223,7 +221,8 @@ def _check_settings(out: Path, record: dict) -> None:
     # A setting newer than the folder's batch.json was drawn with its default.
     defaults = {f.name: f.default for f in dataclasses.fields(RenderSettings)}
     was = {**defaults, **old.get("settings", {})}
-    changed = [k for k in _FIXED if was.get(k) != record["settings"].get(k)]
+    # Settings that change the pictures: a folder drawn with some cannot be resumed with others.
+    changed = [k for k in PICTURE_SETTINGS if was.get(k) != record["settings"].get(k)]
     if old.get("seed") != record["seed"]:
         changed.insert(0, "seed")
     if changed:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmd.layouts import Layout
+from lmd.layouts.words import plural
 
 PREFIX = "A realistic photo of a scene"
 CLASSES = ("backpack", "book", "bottle", "bowl", "car", "cat", "chair", "cup", "dog", "laptop")
@@ -81,7 +82,7 @@ def benchmark_prompts(limit: int | None = None) -> list[BenchPrompt]:
 def _negation(repeat: int = 10) -> list[BenchPrompt]:
     out = []
     for cls in CLASSES:
-        caption = f"{PREFIX} without {_plural(cls)}"
+        caption = f"{PREFIX} without {plural(cls)}"
         out += [BenchPrompt("negation", caption, _count_is(cls, 0))] * repeat
     return out
 
@@ -90,7 +91,7 @@ def _numeracy(repeat: int = 2) -> list[BenchPrompt]:
     out = []
     for n, word in enumerate(NUMBERS, 1):
         for cls in CLASSES:
-            caption = f"{PREFIX} with {word} {cls if n == 1 else _plural(cls)}"
+            caption = f"{PREFIX} with {word} {cls if n == 1 else plural(cls)}"
             out += [BenchPrompt("numeracy", caption, _count_is(cls, n))] * repeat
     return out
 
@@ -101,7 +102,8 @@ def _attribution(n_prompts: int = 100) -> list[BenchPrompt]:
         rng = np.random.RandomState(seed)  # the benchmark seeds numpy's legacy generator
         colour1, colour2 = rng.choice(COLOURS, 2, replace=False)
         cls1, cls2 = rng.choice(CLASSES, 2, replace=False)
-        caption = f"{PREFIX} with {_a(colour1)} {cls1} and {_a(colour2)} {cls2}"
+        pair = f"{with_article(colour1)} {cls1} and {with_article(colour2)} {cls2}"
+        caption = f"{PREFIX} with {pair}"
         check = _both_present(f"{colour1} {cls1}", f"{colour2} {cls2}")
         out.append(BenchPrompt("attribution", caption, check))
     return out
@@ -113,16 +115,14 @@ def _spatial(n_seeds: int = 25) -> list[BenchPrompt]:
         rng = np.random.RandomState(seed)
         for side1, side2, axis, first in SIDES:
             cls1, cls2 = rng.choice(CLASSES, 2, replace=False)
-            caption = f"{PREFIX} with {_a(cls1)} on the {side1} and {_a(cls2)} on the {side2}"
+            placed = f"{with_article(cls1)} on the {side1}"
+            caption = f"{PREFIX} with {placed} and {with_article(cls2)} on the {side2}"
             out.append(BenchPrompt("spatial", caption, _ordered(cls1, cls2, axis, first)))
     return out
 
 
-def _plural(noun: str) -> str:
-    return noun + "es" if noun.endswith(("s", "sh", "ch", "x")) else noun + "s"
-
-
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
+    """`word` after `a` or `an`, as the benchmark's captions write it."""
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 

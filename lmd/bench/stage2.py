@@ -15,10 +15,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lmd.bench.stage1 import CLASSES, COLOURS, NUMBERS, PREFIX, TASKS, Stage1Report, TaskScore
-from lmd.bench.stage1 import _a as with_article
-from lmd.bench.stage1 import _plural as plural
+from lmd.bench.stage1 import (
+    CLASSES,
+    COLOURS,
+    NUMBERS,
+    PREFIX,
+    TASKS,
+    Stage1Report,
+    TaskScore,
+    with_article,
+)
+from lmd.layouts.words import plural
 
 SCORE_THRESHOLD = 0.15
 NMS_IOU = 0.15
@@ -180,66 +189,38 @@ def report(results: Iterable[ImageResult]) -> Stage2Report:
 
 @dataclass
 class BatchJobs:
-    """The pictures of a batch folder that stage 2 can score, and what it must leave out."""
+    """The pictures of a batch that stage 2 can score, and what it must leave out."""
 
-    scorable: list[tuple[str, str, Query]]  # (job folder, caption, query)
+    scorable: list[tuple[str, str, Query, Path]]  # (job folder, caption, query, image file)
     not_drawn: int = 0  # failed or pending jobs: no picture
     not_benchmark: int = 0  # pictures whose caption is not a benchmark caption
 
 
-def batch_jobs(out_dir) -> BatchJobs:
-    """The jobs of an `lmd batch` folder: from its `index.jsonl`, else its `meta.json` files."""
-    import json
-    from pathlib import Path
-
-    from lmd.batch.jobs import META
-    from lmd.batch.report import INDEX_FILE
-
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise ValueError(f"{str(out)!r} is not a folder made by lmd batch")
-    index = out / INDEX_FILE
-    if index.is_file():
-        entries = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines()]
-    else:
-        metas = sorted(out.glob(f"*/r*/{META}"))
-        entries = [{**json.loads(p.read_text(encoding="utf-8")), "status": "done",
-                    "job": p.parent.relative_to(out).as_posix()} for p in metas]  # fmt: skip
-    if not entries:
-        raise ValueError(f"{str(out)!r} has no batch jobs (no index.jsonl, no */r*/meta.json)")
-    found = BatchJobs([])
-    for entry in entries:
-        # index.jsonl is written at the end of a run: a resumed run that was killed leaves an
-        # older one behind, so a job its meta.json says is done counts as done (done jobs are
-        # never redrawn, so "done" in the index stays true).
-        folder = out / entry["job"]
-        done = entry.get("status") == "done" or (folder / META).is_file()
-        if not done or not (folder / "image.png").is_file():
-            found.not_drawn += 1
-        elif (query := query_for(entry.get("caption") or "")) is None:
+def batch_jobs(drawn) -> BatchJobs:
+    """Which of a batch's pictures (`lmd.batch.drawn_jobs(folder)`) show benchmark captions."""
+    found = BatchJobs([], not_drawn=drawn.not_drawn)
+    for job, caption, image in drawn.drawn:
+        if (query := query_for(caption)) is None:
             found.not_benchmark += 1
         else:
-            found.scorable.append((entry["job"], entry["caption"], query))
+            found.scorable.append((job, caption, query, image))
     return found
 
 
-def score_batch(out_dir, detector, jobs: BatchJobs, *, batch_size: int = 8, progress=None):
+def score_batch(detector, jobs: BatchJobs, *, batch_size: int = 8, progress=None) -> Stage2Report:
     """Detect and judge every scorable picture, `batch_size` pictures per detector call."""
-    from pathlib import Path
-
     from PIL import Image
 
-    out = Path(out_dir)
     results: list[ImageResult] = []
     todo = jobs.scorable
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         images = []
-        for job, _, _ in chunk:
-            with Image.open(out / job / "image.png") as image:
+        for *_, path in chunk:
+            with Image.open(path) as image:
                 images.append(image.convert("RGB"))
-        found = detector.detect(images, [q.texts for _, _, q in chunk])
-        for (job, caption, query), detections in zip(chunk, found, strict=True):
+        found = detector.detect(images, [query.texts for _, _, query, _ in chunk])
+        for (job, caption, query, _), detections in zip(chunk, found, strict=True):
             passed, final = judge(query, detections)
             results.append(ImageResult(job, caption, query.task, passed, final))
         if progress is not None:

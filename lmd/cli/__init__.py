@@ -23,7 +23,7 @@ import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
-from lmd.cli.app import app, bench_app
+from lmd.cli.app import app, bench_app, click_module
 from lmd.cli.errors import for_the_cli
 from lmd.quiet import ignore_library_warnings
 
@@ -33,18 +33,9 @@ USAGE = 2
 INTERRUPTED = 130
 
 
-def _click():
-    """The click typer runs on: its own copy (typer >= 0.26) or the click package (older)."""
-    import importlib
-
-    import typer.core
-
-    return getattr(typer.core, "_click", None) or importlib.import_module("click")
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
-    from lmd.layouts.errors import LmdError
+    from lmd.layouts.errors import LmdError, one_line
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # An LLM request cancelled at its deadline can leave one of litellm's coroutines unawaited.
@@ -53,7 +44,7 @@ def run(argv: list[str] | None = None) -> int:
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
         ignore_library_warnings()
-    exceptions = _click().exceptions
+    exceptions = click_module().exceptions
     import typer
 
     # Newer typer raises its own Exit and Abort; older ones raise click's (the same classes).
@@ -72,23 +63,18 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("LMD_DEBUG"):
             raise
         where = f": {str(e.filename)!r}" if e.filename else ""
-        print(f"error: {for_the_cli(e.strerror or _one_line(e))}{where}", file=sys.stderr)
+        print(f"error: {for_the_cli(e.strerror or one_line(e))}{where}", file=sys.stderr)
         return 1
     except (LmdError, ValueError) as e:
         if os.environ.get("LMD_DEBUG"):
             raise
-        print(f"error: {for_the_cli(_one_line(e))}", file=sys.stderr)
+        print(f"error: {for_the_cli(one_line(e))}", file=sys.stderr)
         return 1
     # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
     code = code if isinstance(code, int) else 0
     if code == INTERRUPTED:
         print("interrupted", file=sys.stderr)
     return code
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def main() -> None:

@@ -9,36 +9,16 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Device,
-    Dtype,
-    Height,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    Method,
-    Model,
-    NoCache,
-    NoSam,
-    Paper,
-    Refine,
-    Refiner,
-    SamBackend,
-    SamModel,
-    Seed,
-    Steps,
-    Width,
-    make_planner,
-    render_settings,
-)  # fmt: skip
+from lmd.cli.options import LlmOptions, llm_options, render_options, seed_option
 from lmd.cli.progress import Bars
+from lmd.settings import RenderSettings
 
 BATCH_PANEL = "Batch"
 
 
 @app.command("batch")
+@llm_options
+@render_options()
 def batch_command(
     ctx: typer.Context,
     prompts: str = typer.Argument(
@@ -80,25 +60,10 @@ def batch_command(
         rich_help_panel="LLM (stage 1)",
         help="LLM requests in flight at once while planning.",
     ),  # fmt: skip
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
-    model: Model = None,
-    method: Method = "lmd",
-    steps: Steps = None,
-    seed: Seed = 0,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    refine: Refine = False,
-    refiner: Refiner = None,
-    paper: Paper = False,
+    seed: int = seed_option(0),
+    *,
+    llm_options: LlmOptions,
+    settings: RenderSettings,
 ) -> None:
     """Plan and draw every prompt: DIR/layouts.jsonl, then DIR/NNNNN/rR/image.png per job.
 
@@ -109,29 +74,20 @@ def batch_command(
     from lmd.batch import Processes, read_prompts, run_batch
     from lmd.batch.processes import launch, on_cpu, single_cpu_notice
 
-    if seed < 0:
-        raise ValueError(f"--seed must be 0 or more, not {seed}")
     batch = read_prompts(prompts, limit)
-    settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
-        paper=paper,
-    )  # fmt: skip
-    procs = Processes.current(device)
+    settings.check()
+    procs = Processes.current(settings.device)
     if num_processes is not None and num_processes > 1 and procs.count == 1:
         argv = _argv_without_num_processes(ctx)
-        raise typer.Exit(launch(argv, num_processes, cpu=on_cpu(device)))
+        raise typer.Exit(launch(argv, num_processes, cpu=on_cpu(settings.device)))
     if procs.is_main and (notice := single_cpu_notice()):
         print(f"note: {notice}", file=sys.stderr)
     bars = Bars(disable=procs.count > 1 or None)
     job_bar = _JobBar(procs)
 
-    def planner():
-        return make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
-
     try:
         summary = run_batch(
-            batch, output, planner=planner,
+            batch, output, planner=llm_options.planner,
             settings=settings, seed=seed, repeats=repeats, retry_failed=retry_failed,
             llm_workers=llm_concurrency, processes=procs, on_plan=_plan_bar(procs),
             on_start=job_bar.start, on_job=job_bar.step, step_progress=bars,

@@ -7,37 +7,32 @@ import sys
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Device, Dtype, Height, Method, Paper, Steps, Width
+from lmd.cli.options import render_options
 from lmd.cli.progress import Bars
+from lmd.settings import RenderSettings
+
+SPEED_SETTINGS = ("model", "method", "steps", "device", "dtype", "height", "width", "paper")
 
 CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
 
 
 @bench_app.command("speed")
+@render_options(SPEED_SETTINGS, model="random:sd15")
 def speed_command(
-    model: str = typer.Option(
-        "random:sd15",
-        "--model",
-        help="Hub id, local folder, or random weights: random:sd15, random:sdxl (full size, for "
-        "timing), random:tiny, random:sd2-tiny, random:sdxl-tiny.",
-    ),
     boxes: int = typer.Option(3, "--boxes", min=0, help="Objects in the layout."),
-    steps: Steps = None,
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
     worst_case: bool = typer.Option(
         False, "--worst-case", help="Guidance threshold 0: every guidance iteration runs."
     ),
-    paper: Paper = False,
-    method: Method = "lmd",
+    *,
+    settings: RenderSettings,
 ) -> None:
     """Render one layout with sd and with a method (default lmd); the last line is
     `ratio METHOD/sd: X.XX`."""
     from lmd.bench.speed import bench_speed
     from lmd.models import resolve_device
 
+    model, steps, device = settings.model_id, settings.steps, settings.device
+    settings.replace(sam=False).check()
     tiny = model.startswith("random:") and model.endswith("tiny")  # seconds at any setting
     if steps is None and not tiny and resolve_device(device).type == "cpu":
         quick = CPU_SIZED if model == "random:sd15" else f"{CPU_SIZED} --model {model}"
@@ -50,8 +45,9 @@ def speed_command(
     bars = Bars()
     try:
         report = bench_speed(
-            model, boxes=boxes, steps=steps, device=device, dtype=dtype, height=height,
-            width=width, worst_case=worst_case, progress=bars, paper=paper, method=method or "lmd",
+            model, boxes=boxes, steps=steps, device=device, dtype=settings.dtype,
+            height=settings.height, width=settings.width, worst_case=worst_case, progress=bars,
+            paper=settings.paper, method=settings.method,
         )  # fmt: skip
     finally:
         bars.close()

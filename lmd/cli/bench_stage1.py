@@ -7,34 +7,24 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    NoCache,
-    make_planner,
-)
+from lmd.cli.options import LlmOptions, llm_options
 
 
 @bench_app.command("stage1")
+@llm_options
 def stage1(
     responses: Path | None = typer.Option(
         None, "--responses", help="Replies to score: JSON {caption: [reply, ...]}."
     ),
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     limit: int | None = typer.Option(None, "--limit", min=1, help="First N captions per task."),
     failures: bool = typer.Option(False, "--failures", help="List failed captions on stderr."),
+    *,
+    llm_options: LlmOptions,
 ) -> None:
     """Stage-1 accuracy on the 400 LMD benchmark captions, one line per task, then overall."""
     from lmd.bench import stage1 as bench
 
-    live = llm is not None or llm_base_url is not None
+    live = llm_options.llm is not None or llm_options.llm_base_url is not None
     if live == (responses is not None):
         raise ValueError("give either --responses FILE or --llm MODEL (not both)")
     prompts = bench.benchmark_prompts(limit)
@@ -43,7 +33,7 @@ def stage1(
     else:
         from tqdm import tqdm
 
-        planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
+        planner = llm_options.planner()
         asked = bench.ask_llm(planner, prompts)
         layouts = tqdm(asked, total=len(prompts), desc="stage1", unit="caption", file=sys.stderr)
     report = bench.score(prompts, layouts)

@@ -9,10 +9,12 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import Device
+from lmd.cli.options import render_options
+from lmd.settings import RenderSettings
 
 
 @bench_app.command("stage2")
+@render_options(["device"])
 def stage2(
     folder: Path = typer.Argument(
         ..., metavar="DIR", help="A folder made by `lmd batch lmd-benchmark -o DIR`."
@@ -22,30 +24,32 @@ def stage2(
         "--detector",
         help="OWL-ViT hub id or local folder; random:tiny for random weights.",
     ),  # fmt: skip
-    device: Device = None,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Pictures per detector call."),
     as_json: Path | None = typer.Option(
         None, "--json", help="Also write each picture's result (detections, pass) to this file."
     ),
     failures: bool = typer.Option(False, "--failures", help="List failed pictures on stderr."),
+    *,
+    settings: RenderSettings,
 ) -> None:
     """Image-level accuracy on the LMD benchmark: one line per task, then overall."""
     from tqdm import tqdm
 
+    from lmd.batch.results import drawn_jobs
     from lmd.bench import stage2 as bench
     from lmd.bench.detector import load_detector
 
-    jobs = bench.batch_jobs(folder)
+    jobs = bench.batch_jobs(drawn_jobs(folder))
     if not jobs.scorable:
         raise ValueError(
             f"{str(folder)!r} has no drawn pictures of LMD benchmark captions to score "
             f"({jobs.not_drawn} jobs without a picture, {jobs.not_benchmark} other captions)"
         )
-    model = load_detector(detector, device=device)
+    model = load_detector(detector, device=settings.device)
     bar = tqdm(total=len(jobs.scorable), desc="stage2", unit="image", file=sys.stderr)
     try:
         report = bench.score_batch(
-            folder, model, jobs, batch_size=batch_size,
+            model, jobs, batch_size=batch_size,
             progress=lambda done, total: bar.update(done - bar.n),
         )  # fmt: skip
     finally:

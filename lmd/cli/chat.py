@@ -9,72 +9,28 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.errors import FLAGS
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Device,
-    Dtype,
-    Height,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    Method,
-    Model,
-    NoCache,
-    NoSam,
-    Paper,
-    Refine,
-    Refiner,
-    SamBackend,
-    SamModel,
-    Steps,
-    Width,
-    make_planner,
-    render_settings,
-)  # fmt: skip
+from lmd.cli.options import LlmOptions, given, llm_options, render_options, seed_option
 from lmd.cli.progress import Bars, load_renderer
+from lmd.settings import SETTINGS, RenderSettings
 
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
 """Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
 _TURN_FILE = re.compile(r"turn-(\d+)\.png")
+SESSION_HELP = "Session file: resumed if it exists, else created. Default: OUTPUT_DIR/session.json."
+OUT_HELP = "Folder for the pictures (default: the session's folder, else ./lmd-chat)."
 
 
 @app.command("chat")
+@llm_options
+@render_options()
 def chat_command(
-    session: Path | None = typer.Option(
-        None,
-        "--session",
-        help="Session file: resumed if it exists, else created. Default: OUTPUT_DIR/session.json.",
-    ),  # fmt: skip
-    output: Path | None = typer.Option(
-        None,
-        "-o",
-        "--output-dir",
-        help="Folder for the pictures (default: the session's folder, else ./lmd-chat).",
-    ),  # fmt: skip
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed of a new session (default: random)."
-    ),
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
-    model: Model = None,
-    method: Method = None,
-    steps: Steps = None,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    refine: Refine = False,
-    refiner: Refiner = None,
-    paper: Paper = False,
+    session: Path | None = typer.Option(None, "--session", metavar="FILE", help=SESSION_HELP),
+    output: Path | None = typer.Option(None, "-o", "--output-dir", metavar="DIR", help=OUT_HELP),
+    seed: int | None = seed_option(None, "Seed of a new session (default: random)."),
+    *,
+    llm_options: LlmOptions,
+    settings: RenderSettings,
 ) -> None:
     """Chat to make and edit a picture: one request per line; /help lists the commands.
 
@@ -83,7 +39,7 @@ def chat_command(
     """
     from lmd.api import check_out_dir
     from lmd.conversation import Conversation, Session, run_repl
-    from lmd.prompts.cache import default_cache_dir
+    from lmd.layouts.paths import default_cache_dir
 
     # 1. Where the session and its pictures live; read the session before anything slow.
     session_path = session.expanduser() if session else (output or DEFAULT_FOLDER) / "session.json"
@@ -93,14 +49,10 @@ def chat_command(
     _check_no_other_session(out_dir, saved.renders if saved else 0, session_path)
 
     # 2. The settings: the session's own unless a flag overrides them; checked before the LLM.
-    given = {"model": model, "method": method, "steps": steps, "height": height, "width": width}
+    flags = given(*KEPT)
     kept = {k: v for k, v in (saved.meta if saved else {}).items() if k in KEPT}
-    chosen = {k: given[k] if given[k] is not None else kept.get(k) for k in KEPT}
-    settings = render_settings(
-        **chosen, no_sam=no_sam, sam=sam, sam_backend=sam_backend, device=device, dtype=dtype,
-        refine=refine, refiner=refiner, paper=paper,
-    )  # fmt: skip
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
+    settings = settings.replace(**{k: v for k, v in kept.items() if k not in flags}).check()
+    planner = llm_options.planner()
     meta = {k: getattr(settings, k) for k in KEPT}
     renderer = _LazyRenderer(settings)
     conversation = Conversation.open(
@@ -109,7 +61,7 @@ def chat_command(
     if saved is not None:
         print(f"resumed {session_path} ({len(conversation.turns)} turns); /help for commands",
               file=sys.stderr)  # fmt: skip
-        for line in _changes(kept, given):
+        for line in _changes(kept, {k: getattr(settings, k) for k in flags}):
             print(line, file=sys.stderr)
     else:
         print(f"new session {session_path} (seed {conversation.seed}): say what to draw; "
@@ -124,6 +76,7 @@ def chat_command(
         )  # fmt: skip
     finally:
         bars.close()
+        conversation.close()  # lets go of the session file's lock
         if session_path.exists():
             print(f"session saved in {session_path}", file=sys.stderr)
         else:
@@ -131,14 +84,14 @@ def chat_command(
     raise typer.Exit(code)
 
 
-def _changes(kept: dict, given: dict) -> list[str]:
+def _changes(kept: dict, flags: dict) -> list[str]:
     """One line per flag that overrides a setting the resumed session was drawn with."""
     lines = []
-    for key in KEPT:
-        if given[key] is not None and key in kept and given[key] != kept[key]:
+    for key, value in flags.items():
+        if key in kept and value != kept[key]:
             before = "the default" if kept[key] is None else str(kept[key])
             lines.append(
-                f"note: {FLAGS[key]} {given[key]} overrides the session's {before} for the "
+                f"note: {SETTINGS[key].flag} {value} overrides the session's {before} for the "
                 "pictures drawn now"
             )
     return lines

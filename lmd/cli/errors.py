@@ -6,29 +6,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+from lmd.cli.options import LlmOptions
+from lmd.settings import SETTINGS
+
 FLAGS = {
-    "model": "--model",
-    "method": "--method",
-    "steps": "--steps",
+    **{name: declared.flag for name, declared in SETTINGS.items() if not declared.negated},
+    **{
+        f.name: f.metadata["setting"].flag
+        for f in dataclasses.fields(LlmOptions)
+        if not f.metadata["setting"].negated
+    },
     "seed": "--seed",
-    "device": "--device",
-    "dtype": "--dtype",
-    "height": "--height",
-    "width": "--width",
-    "sam": "--sam",
-    "sam_model": "--sam",
-    "sam_backend": "--sam-backend",
-    "refine": "--refine",
-    "refiner_model": "--refiner",
-    "llm": "--llm",
+    "sam": "--sam",  # `sam=...` names the SAM model in the loaders' messages
     "api_base": "--llm-base-url",
-    "llm_base_url": "--llm-base-url",
     "max_retries": "--llm-retries",
     "out_dir": "-o",
     "detector": "--detector",
 }
+"""The flag of each Python argument a library message may name."""
 _NAMED = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
 

@@ -10,57 +10,22 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Device,
-    Dtype,
-    Height,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    Method,
-    Model,
-    NoCache,
-    NoSam,
-    Paper,
-    Refine,
-    Refiner,
-    SamBackend,
-    SamModel,
-    Seed,
-    Steps,
-    Width,
-    make_planner,
-    render_settings,
-)  # fmt: skip
+from lmd.cli.options import LlmOptions, llm_options, render_options, seed_option
 from lmd.cli.progress import Bars, say_loading
 from lmd.layouts import LayoutWarning
+from lmd.settings import RenderSettings
 
 
 @app.command("generate")
+@llm_options
+@render_options()
 def generate_command(
     caption: str = typer.Argument(..., metavar="CAPTION", help="What to draw, in any language."),
     output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the files."),
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
-    model: Model = None,
-    method: Method = "lmd",
-    steps: Steps = None,
-    seed: Seed = 0,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    refine: Refine = False,
-    refiner: Refiner = None,
-    paper: Paper = False,
+    seed: int = seed_option(0),
+    *,
+    llm_options: LlmOptions,
+    settings: RenderSettings,
 ) -> None:
     """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png.
 
@@ -68,12 +33,8 @@ def generate_command(
     """
     from lmd.api import generate
 
-    settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
-        paper=paper,
-    )  # fmt: skip
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
+    settings.check()
+    planner = llm_options.planner()
 
     def planned(plan) -> None:
         for note in plan.warnings:

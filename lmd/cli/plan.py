@@ -9,30 +9,20 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    NoCache,
-    make_planner,
-)
+from lmd.cli.options import LlmOptions, llm_options
 
 
 @app.command("plan")
+@llm_options
 def plan(
     caption: str = typer.Argument(..., metavar="CAPTION", help="What to draw, in any language."),
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
     as_json: bool = typer.Option(False, "--json", help="Print only the layout as JSON."),
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
     output: Path | None = typer.Option(None, "-o", "--output", help="Also save the JSON here."),
+    *,
+    llm_options: LlmOptions,
 ) -> None:
     """Plan a layout (captioned boxes, background, negative prompt) for CAPTION."""
-    planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
+    planner = llm_options.planner()
     with layout_warnings_to_stderr():
         result = planner.complete(planner.plan_messages(caption))
     if output is not None:

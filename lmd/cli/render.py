@@ -8,48 +8,23 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import (
-    Device,
-    Dtype,
-    Height,
-    Method,
-    Model,
-    NoSam,
-    Paper,
-    Refine,
-    Refiner,
-    SamBackend,
-    SamModel,
-    Seed,
-    Steps,
-    Width,
-    render_settings,
-)  # fmt: skip
+from lmd.cli.options import render_options, seed_option
 from lmd.cli.plan import layout_warnings_to_stderr
 from lmd.cli.progress import Bars, load_renderer
+from lmd.settings import RenderSettings
 
 
 @app.command("render")
+@render_options()
 def render_command(
     layout_path: Path = typer.Argument(..., metavar="LAYOUT.json", help="A layout file (JSON)."),
     output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the files."),
-    model: Model = None,
-    method: Method = "lmd",
-    steps: Steps = None,
-    seed: Seed = 0,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    refine: Refine = False,
-    refiner: Refiner = None,
-    paper: Paper = False,
+    seed: int = seed_option(0),
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
+    *,
+    settings: RenderSettings,
 ) -> None:
     """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json.
 
@@ -64,11 +39,7 @@ def render_command(
             layout = parse(layout_path.read_text(encoding="utf-8"))
     except LayoutParseError as e:
         raise LayoutParseError(f"{str(layout_path)!r} is not a layout: {e}") from None
-    settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
-        paper=paper,
-    )  # fmt: skip
+    settings.check()
     check_out_dir(output)
     # 2. Load, draw, save.
     renderer = load_renderer(settings)

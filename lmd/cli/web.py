@@ -13,30 +13,9 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import (
-    LLM_TIMEOUT,
-    Device,
-    Dtype,
-    Height,
-    Llm,
-    LlmBaseUrl,
-    LlmRetries,
-    LlmTimeout,
-    Method,
-    Model,
-    NoCache,
-    NoSam,
-    Paper,
-    Refine,
-    Refiner,
-    SamBackend,
-    SamModel,
-    Steps,
-    Width,
-    make_planner,
-    render_settings,
-)  # fmt: skip
+from lmd.cli.options import LlmOptions, llm_options, render_options, seed_option
 from lmd.layouts.errors import LmdError
+from lmd.settings import RenderSettings
 
 INSTALL = 'pip install -e ".[web]" (or pip install "lmd[web]")'
 
@@ -66,6 +45,8 @@ def is_loopback(host: str) -> bool:
 
 
 @app.command("web")
+@llm_options
+@render_options()
 def web_command(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to serve on; only this machine by default."
@@ -81,27 +62,10 @@ def web_command(
         help="Keep each browser session's pictures and session.json here "
         "(default: a temporary folder, removed when the server stops).",
     ),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed of new conversations (default: random)."
-    ),
-    llm: Llm = None,
-    llm_base_url: LlmBaseUrl = None,
-    no_cache: NoCache = False,
-    llm_retries: LlmRetries = 4,
-    llm_timeout: LlmTimeout = LLM_TIMEOUT,
-    model: Model = None,
-    method: Method = "lmd",
-    steps: Steps = None,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    refine: Refine = False,
-    refiner: Refiner = None,
-    paper: Paper = False,
+    seed: int | None = seed_option(None, "Seed of new conversations (default: random)."),
+    *,
+    llm_options: LlmOptions,
+    settings: RenderSettings,
 ) -> None:
     """Serve the chat, the picture and its editable layout on one page in the browser."""
     try:
@@ -111,15 +75,9 @@ def web_command(
             f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
         ) from None
 
-    from lmd.prompts import default_model
+    from lmd.prompts import default_llm
 
-    settings = render_settings(
-        model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
-        device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
-        paper=paper,
-    )  # fmt: skip
-    if seed is not None and not 0 <= seed < 2**31:
-        raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")
+    settings.check()
     if not is_loopback(host):
         print(
             f"warning: --host {host} lets anyone who can reach this machine use the page "
@@ -130,19 +88,15 @@ def web_command(
     root = output or Path(tempfile.mkdtemp(prefix="lmd-web-"))
     root.mkdir(parents=True, exist_ok=True)
 
-    def planner(name, base_url):
-        return make_planner(
-            name or llm, base_url or llm_base_url, no_cache, llm_retries, llm_timeout
-        )
-
     handlers = make_handlers(
-        root, settings, planner, concurrency=concurrency, remove_on_close=output is None
-    )
+        root, settings, llm_options.planner, concurrency=concurrency,
+        remove_on_close=output is None,
+    )  # fmt: skip
     demo = build_app(
         handlers,
         Defaults(
-            llm=llm or default_model(),
-            llm_base_url=llm_base_url or os.environ.get("LMD_LLM_BASE_URL", ""),
+            llm=llm_options.llm or default_llm(),
+            llm_base_url=llm_options.llm_base_url or os.environ.get("LMD_LLM_BASE_URL", ""),
             seed=seed,
         ),
     )

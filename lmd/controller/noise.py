@@ -8,10 +8,11 @@ gives the same latents on every device.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
+
+from lmd.layouts.seeds import object_seeds as object_seeds  # the seed rules live there
 
 
 @dataclass(frozen=True)
@@ -27,46 +28,6 @@ class Cells:
         m = torch.zeros(height, width, dtype=torch.bool, device=device)
         m[max(self.y, 0) : self.y + self.h, max(self.x, 0) : self.x + self.w] = True
         return m
-
-
-def object_seed(seed: int, name: str, occurrence: int) -> int:
-    """A 63-bit seed for the `occurrence`-th box called `name` in a render seeded `seed`."""
-    digest = hashlib.sha256(f"{seed}\x00{name}\x00{occurrence}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
-
-
-def object_seeds(
-    seed: int,
-    names: list[str],
-    explicit: list[int | None] | None,
-    *,
-    by_index: bool = False,
-    start: int = 20,
-) -> list[int]:
-    """Each box's seed: the caller's where given, else derived from the name and occurrence.
-
-    `by_index` is the paper's rule: the k-th box in name order gets `start + k` (plus 12345
-    where that equals the background seed), so adding a box reseeds every box after it.
-    """
-    if explicit is not None and len(explicit) != len(names):
-        raise ValueError(
-            f"`object_seeds` has {len(explicit)} entries but the layout has {len(names)} boxes"
-        )
-    rank = {i: k for k, i in enumerate(sorted(range(len(names)), key=lambda i: names[i]))}
-    seen: dict[str, int] = {}
-    out = []
-    for i, name in enumerate(names):
-        k = seen.get(name, 0)
-        seen[name] = k + 1
-        given = explicit[i] if explicit is not None else None
-        if given is not None:
-            out.append(int(given))
-        elif by_index:
-            derived = start + rank[i]
-            out.append(derived + 12345 if derived == seed else derived)
-        else:
-            out.append(object_seed(seed, name, k))
-    return out
 
 
 def gaussian(seed: int, shape: tuple[int, ...]) -> torch.Tensor:

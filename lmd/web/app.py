@@ -12,7 +12,9 @@ from pathlib import Path
 import gradio as gr
 
 from lmd.api import RenderSettings
+from lmd.controller.config import LMDConfig
 from lmd.controller.methods import method_names
+from lmd.settings import SETTINGS
 from lmd.web.handlers import Handlers, PlannerFactory, friendly
 from lmd.web.pool import RenderPool
 from lmd.web.views import COLUMNS, canvas_text, status_text
@@ -132,13 +134,15 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                 )
             with gr.Row():
                 method = gr.Dropdown(
-                    list(method_names()), value=handlers.render.method, label="Method"
+                    list(method_names()), value=handlers.render.method,
+                    label=SETTINGS["method"].label,
                 )  # fmt: skip
                 steps = gr.Number(
-                    value=handlers.render.steps, label="Steps (blank: 50)", precision=0
-                )
+                    value=handlers.render.steps, precision=0,
+                    label=f"{SETTINGS['steps'].label} (blank: {LMDConfig().steps})",
+                )  # fmt: skip
                 seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
-                sam = gr.Checkbox(value=handlers.render.sam, label="Refine masks with SAM")
+                sam = gr.Checkbox(value=handlers.render.sam, label=SETTINGS["sam"].label)
 
         settings = [llm, base_url, method, steps, seed, sam]
         # Renders queue (at most `concurrency` at once); their progress and errors show on the

@@ -17,23 +17,22 @@ from typing import Any
 import gradio as gr
 
 from lmd.api import RenderSettings
-from lmd.controller.methods import method_names
 from lmd.layouts import LmdError
+from lmd.layouts.errors import one_line
+from lmd.layouts.seeds import is_seed, seed_problem
+from lmd.layouts.words import counted
+from lmd.settings import SETTINGS
 from lmd.web import views
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
 from lmd.web.state import TurnSettings, WebSession
 
 log = logging.getLogger("lmd.web")
-SEED_LIMIT = 2**31
+WEB_LIMIT = 400
+"""Characters of an error message the page shows."""
 
 PlannerFactory = Callable[[str | None, str | None], Any]
 """`factory(llm, llm_base_url)` -> a `lmd.prompts.Planner` (None: the command's default)."""
-
-
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,11 +45,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except (LmdError, ValueError, OSError) as e:
-            raise gr.Error(one_line(e), print_exception=False) from None
+            raise gr.Error(one_line(e, WEB_LIMIT), print_exception=False) from None
         except Exception as e:  # a bug: the details go to the server's log only
             log.exception("lmd web: %s failed", fn.__name__)
             raise gr.Error(
-                f"something went wrong ({type(e).__name__}: {one_line(e)}); "
+                f"something went wrong ({type(e).__name__}: {one_line(e, WEB_LIMIT)}); "
                 "the server's log has the details",
                 print_exception=False,
             ) from None
@@ -133,12 +132,14 @@ class Handlers:
             return self._planners[key]
 
     def settings(self, llm, base_url, method, steps, seed, sam) -> TurnSettings:
-        """The accordion's values, checked; errors name the field as the page labels it."""
-        if method not in method_names():
-            raise ValueError(f"Method must be one of {', '.join(method_names())}, not {method!r}")
-        steps = _whole(steps, "Steps", low=1)
-        seed = _whole(seed, "Seed", low=0, high=SEED_LIMIT)
+        """The accordion's values, checked by the settings' own rules; errors name the field as
+        the page labels it."""
+        steps, seed = _number(steps), _number(seed)
         render = self.render.replace(method=method, steps=steps, sam=bool(sam))
+        for name, problem in render.problems().items():
+            raise ValueError(f"{SETTINGS[name].label} {problem}")
+        if seed is not None and not is_seed(seed):
+            raise ValueError(f"Seed {seed_problem(seed)}")
         return TurnSettings(render=render, planner=self.planner(llm, base_url), seed=seed)
 
     # --- actions ---------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class Handlers:
             ws.open(upload, settings)
             turns = len(ws.conversation.turns)
             ws.notes = [
-                f"Opened {Path(upload).name}: {turns} turn{'s' if turns != 1 else ''}. A session "
+                f"Opened {Path(upload).name}: {counted(turns, 'turn')}. A session "
                 "file keeps the layouts, not the pictures: the layout is shown; press Apply to "
                 "draw it again."
             ]
@@ -224,17 +225,15 @@ class Handlers:
         return View(self.session(state), show_boxes).values()
 
 
-def _whole(value: Any, field: str, *, low: int, high: int | None = None) -> int | None:
+def _number(value: Any) -> Any:
+    """A number field's value: None when blank, an int when whole (the page sends floats)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        number = float("nan")
-    if not number.is_integer() or number < low or (high is not None and number >= high):
-        limit = f"from {low} to {high - 1}" if high is not None else f"of at least {low}"
-        raise ValueError(f"{field} must be a whole number {limit}, not {value!r}")
-    return int(number)
+        return value  # the rules say what is wrong with it
+    return int(number) if number.is_integer() else number
 
 
 def _rows(table: Any) -> list[list[Any]]:

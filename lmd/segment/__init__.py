@@ -1,6 +1,6 @@
 """`load_segmenter`: one SAM spec (hub id, folder, .pth, vit_b/l/h or random:tiny) -> a backend.
 
-Two backends implement `lmd.sam_types.Segmenter`:
+Two backends implement `lmd.segment.interface.Segmenter`:
 - `transformers` (the default): `SamModel`; hub ids, folders written by `save_pretrained`,
   `random:tiny`. Needs nothing beyond lmd's own dependencies.
 - `segment-anything` (optional extra `lmd[segment-anything]`, with torchvision): Meta's
@@ -17,7 +17,8 @@ import torch
 
 from lmd.models import ModelLoadError, resolve_device, resolve_dtype
 from lmd.random_pipeline import RANDOM_PREFIX
-from lmd.sam_transformers import (
+from lmd.segment.interface import SAM_MODEL_TYPES, BoxPrompt, PointPrompt, Segmenter, check_prompts
+from lmd.segment.transformers_sam import (
     DEFAULT_SAM_HUB_ID,
     SAM_HUB_IDS,
     TransformersSegmenter,
@@ -25,7 +26,6 @@ from lmd.sam_transformers import (
     load_transformers_segmenter,
     tiny_sam_config,
 )
-from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, Segmenter, check_prompts
 
 SAM_BACKENDS = ("auto", "transformers", "segment-anything")
 RANDOM_SAM_MODELS = ("tiny",)
@@ -99,7 +99,7 @@ def load_segmenter(
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     if backend == "segment-anything":
-        from lmd.sam_meta import load_segment_anything
+        from lmd.segment.meta_sam import load_segment_anything
 
         if source in SAM_MODEL_TYPES:
             return load_segment_anything(source, None, device=torch_device, progress=progress)
@@ -130,8 +130,8 @@ __all__ = [
     "SAM_BACKENDS",
     "SAM_HUB_IDS",
     "SAM_MODEL_TYPES",
-    "Box",
-    "Point",
+    "BoxPrompt",
+    "PointPrompt",
     "Segmenter",
     "TransformersSegmenter",
     "build_tiny_segmenter",

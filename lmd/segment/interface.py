@@ -1,19 +1,26 @@
 """The SAM interface both backends implement: images and one prompt each -> 3 masks and scores.
 
-The lowest SAM module: `lmd.sam_transformers` and `lmd.sam_meta` import it, and `lmd.sam`
-(which picks a backend) imports them; nothing here imports a backend.
+The lowest SAM module: the backends (`transformers_sam`, `meta_sam`) import it, and the package
+itself (`lmd.segment`, which picks a backend) imports them; nothing here imports a backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
 
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]
+PointPrompt = tuple[float, float]
+BoxPrompt = tuple[float, float, float, float]
+Images = Sequence[Image.Image]
+Points = Sequence[PointPrompt] | None
+Boxes = Sequence[BoxPrompt] | None
+Size = tuple[int, int]
+"""(height, width) in pixels."""
+Masks = tuple[torch.Tensor, torch.Tensor]
+"""masks bool `[B, 3, H, W]` and SAM's predicted IoU float32 `[B, 3]`."""
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 """The three published SAM sizes; each backend maps them to its own weights."""
@@ -29,17 +36,35 @@ class Segmenter(Protocol):
 
     backend: str
 
-    def segment(
-        self,
-        images: Sequence[Image.Image],
-        *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def segment(self, images: Images, *, points: Points = None, boxes: Boxes = None) -> Masks: ...
+
+
+class ModelSegmenter:
+    """What both backends share: a SAM model in eval mode on its device, and a `segment` that
+    checks its call before `_segment(images, points, boxes, (height, width))` runs it."""
+
+    backend: str
+
+    def __init__(self, model: Any):
+        self.model = model.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @torch.no_grad()
+    def segment(self, images: Images, *, points: Points = None, boxes: Boxes = None) -> Masks:
+        size = check_prompts(images, points, boxes)
+        return self._segment(images, points, boxes, size)
+
+    def _segment(self, images: Images, points: Points, boxes: Boxes, size: Size) -> Masks:
+        raise NotImplementedError
 
 
 def check_prompts(
-    images: Sequence[Image.Image], points: Sequence[Point] | None, boxes: Sequence[Box] | None
+    images: Sequence[Image.Image],
+    points: Sequence[PointPrompt] | None,
+    boxes: Sequence[BoxPrompt] | None,
 ) -> tuple[int, int]:
     """Validate a `segment` call; return the images' common `(height, width)`."""
     if not images:

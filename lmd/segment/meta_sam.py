@@ -11,18 +11,25 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from lmd.models import ModelLoadError, one_line
-from lmd.prompts.cache import default_cache_dir
-from lmd.sam_types import SAM_MODEL_TYPES, Box, Point, check_prompts
+from lmd.layouts.errors import one_line
+from lmd.layouts.paths import default_cache_dir
+from lmd.models import ModelLoadError
+from lmd.segment.interface import (
+    SAM_MODEL_TYPES,
+    Boxes,
+    Images,
+    Masks,
+    ModelSegmenter,
+    Points,
+    Size,
+)
 
 SAM_CHECKPOINT_URLS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -98,7 +105,7 @@ def download_checkpoint(url: str, dest: Path, *, progress: bool = True) -> Path:
     return dest
 
 
-class SegmentAnythingSegmenter:
+class SegmentAnythingSegmenter(ModelSegmenter):
     """`Segmenter` on a `segment_anything.Sam`; one batched call through its image encoder."""
 
     backend = "segment-anything"
@@ -106,22 +113,10 @@ class SegmentAnythingSegmenter:
     def __init__(self, model: Any):
         from segment_anything.utils.transforms import ResizeLongestSide
 
-        self.model = model.eval()
+        super().__init__(model)
         self.transform = ResizeLongestSide(model.image_encoder.img_size)
 
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
-
-    @torch.no_grad()
-    def segment(
-        self,
-        images: Sequence[Image.Image],
-        *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        size = check_prompts(images, points, boxes)
+    def _segment(self, images: Images, points: Points, boxes: Boxes, size: Size) -> Masks:
         dtype = self.model.pixel_mean.dtype
         batched = []
         for i, image in enumerate(images):

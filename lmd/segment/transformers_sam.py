@@ -6,15 +6,13 @@ toy `random:tiny` model that tests and CI use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from lmd.models import ModelLoadError, from_pretrained
-from lmd.sam_types import Box, Point, check_prompts
+from lmd.segment.interface import Boxes, Images, Masks, ModelSegmenter, Points, Size
 
 SAM_HUB_IDS = {
     "vit_b": "facebook/sam-vit-base",
@@ -25,28 +23,17 @@ DEFAULT_SAM_HUB_ID = SAM_HUB_IDS["vit_b"]
 TINY_SAM = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "image_size": 256, "patch": 16}
 
 
-class TransformersSegmenter:
+class TransformersSegmenter(ModelSegmenter):
     """`Segmenter` on transformers' `SamModel` + `SamProcessor`."""
 
     backend = "transformers"
 
     def __init__(self, model: Any, processor: Any):
-        self.model = model.eval()
+        super().__init__(model)
         self.processor = processor
 
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
-
-    @torch.no_grad()
-    def segment(
-        self,
-        images: Sequence[Image.Image],
-        *,
-        points: Sequence[Point] | None = None,
-        boxes: Sequence[Box] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = check_prompts(images, points, boxes)
+    def _segment(self, images: Images, points: Points, boxes: Boxes, size: Size) -> Masks:
+        height, width = size
         rgb = [image.convert("RGB") for image in images]
         if points is not None:
             prompt = {
