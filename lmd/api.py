@@ -106,7 +106,7 @@ class Renderer:
                 layout,
                 seed=seed,
                 object_seeds=object_seeds,
-                method=self.settings.method,
+                method=self.settings.drawing_method(),
                 height=self.settings.height,
                 width=self.settings.width,
                 cache=self.cache,

@@ -14,7 +14,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lmd.controller.methods import Method
 
 MAX_STEPS = 999
 """The most denoising steps: DDIM on Stable Diffusion's 1000-step schedule with
@@ -197,6 +200,11 @@ class RenderSettings:
         None, "--refiner", "Refiner hub id or local folder (default "
         "stabilityai/stable-diffusion-xl-refiner-1.0); implies --refine.", metavar="MODEL",
     )  # fmt: skip
+    migc_checkpoint: str | None = setting(
+        None, "--migc-checkpoint", "MIGC's weights for --method migc (MIGC_SD14.ckpt) or migc++ "
+        "(MIGC++_SD14.ckpt): a file, or a hub file as OWNER/REPO/FILE (non-commercial licence; "
+        "see the README). Random models get random weights.", metavar="FILE",
+    )  # fmt: skip
     paper: bool = setting(
         False, "--paper", "Compute what the paper's code computes (LMDConfig.paper()), its flaws "
         "included.",
@@ -211,6 +219,19 @@ class RenderSettings:
         from lmd.models import default_diffusion_model
 
         return self.model or default_diffusion_model(self.method)
+
+    def drawing_method(self) -> Method:
+        """The method that draws, with what these settings choose for it (MIGC's weights)."""
+        from lmd.controller.methods import get_method
+        from lmd.controller.methods.migc import MIGCMethod
+
+        method = get_method(self.method)
+        if isinstance(method, MIGCMethod):
+            checkpoint = self.migc_checkpoint
+            if checkpoint is None and self.model_id.startswith("random:"):
+                checkpoint = "random"
+            method = method.with_settings(checkpoint=checkpoint)
+        return method
 
     @property
     def segments(self) -> bool:
@@ -259,6 +280,7 @@ class RenderSettings:
             raise ValueError(f"`{name}` {problem}")
         models.check_source(self.model_id)
         models.check_model_fits(self.model_id, self.method)
+        self._check_migc()
         if self.segments:
             backend, source = sam_choice(self.sam_spec, self.sam_backend)
             if backend == "transformers" and not source.startswith("random:"):
@@ -271,6 +293,20 @@ class RenderSettings:
                 self.refiner_model or models.REFINER_MODEL, what="refiner model",
                 argument="refiner_model",
             )  # fmt: skip
+
+    def _check_migc(self) -> None:
+        from lmd.controller.methods.migc import MIGCMethod, checkpoint_problem
+
+        method = self.drawing_method()
+        if not isinstance(method, MIGCMethod):
+            return
+        if method.settings.checkpoint is None:
+            raise ValueError(
+                f"`migc_checkpoint` is needed for method {self.method}: its weights file "
+                f"({method.weights_file}); the README says where it comes from"
+            )
+        if (problem := checkpoint_problem(method.settings.checkpoint)) is not None:
+            raise ValueError(f"`migc_checkpoint` {problem}")
 
 
 SETTINGS: dict[str, Setting] = {

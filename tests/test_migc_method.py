@@ -70,3 +70,31 @@ def test_migc_is_refused_in_one_line_where_it_cannot_run(tiny_pipe, sdxl_tiny_pi
         Controller(sdxl_tiny_pipe, LMDConfig(steps=2)).render(LAYOUT, method=migc())
     with pytest.raises(ValueError, match="needs its weights: pass the checkpoint file"):
         Controller(tiny_pipe, LMDConfig(steps=2)).render(LAYOUT, method="migc")
+
+
+def test_lmd_render_migc_takes_its_weights_from_migc_checkpoint(tiny_pipe, tmp_path, capsys):
+    """`--migc-checkpoint FILE` draws with that file's weights (a random model without it gets
+    random ones, seed 0: the same here); a missing file or a real model without weights is one
+    line and exit 1 before anything loads."""
+    import json
+
+    from PIL import Image
+
+    from lmd.cli import run
+
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps(LAYOUT.model_dump()))
+    mine = save_checkpoint(random_shaders(tiny_pipe, seed=7), tiny_pipe.unet, tmp_path / "m.ckpt")
+    argv = ["render", str(layout), "--model", "random:tiny", "--steps", "3", "--device", "cpu",
+            "--method", "migc"]  # fmt: skip
+    pictures = {}
+    for name, extra in [("random", []), ("file", ["--migc-checkpoint", str(mine)])]:
+        assert run([*argv, "-o", str(tmp_path / name), *extra]) == 0
+        pictures[name] = Image.open(tmp_path / name / "image.png").tobytes()
+    assert pictures["random"] != pictures["file"]  # the file's weights drew it
+
+    capsys.readouterr()
+    assert run([*argv, "-o", str(tmp_path / "x"), "--migc-checkpoint", "gone.ckpt"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("'gone.ckpt' is no file") and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()

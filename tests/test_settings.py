@@ -53,7 +53,7 @@ def test_batch_keeps_fixed_exactly_the_settings_that_change_the_picture(tmp_path
     assert set(PICTURE_SETTINGS) == set(SETTINGS) - {"device", "dtype"}
     other = {"model": "random:tiny", "method": "sd", "steps": 10, "sam": False, "sam_model": "x",
              "sam_backend": "transformers", "height": 64, "width": 64, "refine": True,
-             "refiner_model": "x", "paper": True}  # fmt: skip
+             "refiner_model": "x", "paper": True, "migc_checkpoint": "x"}  # fmt: skip
     _check_settings(tmp_path, _settings_record(RenderSettings(), 0))
     for name in PICTURE_SETTINGS:
         changed = RenderSettings().replace(**{name: other[name]})

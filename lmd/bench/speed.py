@@ -11,10 +11,14 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from lmd.layouts import Box, Layout
+
+if TYPE_CHECKING:
+    from lmd.controller.methods import Method
 
 NAMES = ["a grey cat", "a brown dog", "a red ball", "a green tree", "a blue car", "a yellow kite"]
 
@@ -107,13 +111,14 @@ def bench_speed(
     seed: int = 0,
     progress=None,
     paper: bool = False,
-    method: str = "lmd",
+    method: str | Method = "lmd",
 ) -> SpeedReport:
     """Draw the same `boxes`-object layout with `sd` and `method`; time and count both."""
     from lmd.controller import Controller, LMDConfig
     from lmd.models import load_pipeline
 
-    pipe = load_pipeline(model, method=method, device=device, dtype=dtype)
+    name = getattr(method, "name", method)
+    pipe = load_pipeline(model, method=name, device=device, dtype=dtype)
     config = LMDConfig.paper() if paper else LMDConfig()
     if steps is not None:
         config = config.replace(steps=steps)
@@ -127,20 +132,20 @@ def bench_speed(
         layout, method="sd", height=height, width=width
     )
     runs = []
-    for name in ("sd", method):
+    for drawn in ("sd", method):
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
             torch.cuda.reset_peak_memory_stats(torch_device)
         start = time.perf_counter()
         result = controller.render(
-            layout, seed=seed, method=name, height=height, width=width, callback=progress
+            layout, seed=seed, method=drawn, height=height, width=width, callback=progress
         )
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         c = result.counts
         runs.append(
             Timing(
-                name,
+                getattr(drawn, "name", drawn),
                 time.perf_counter() - start,
                 c.forwards,
                 c.backwards,

@@ -10,56 +10,46 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import bench_app
-from lmd.cli.options import (
-    Device,
-    Dtype,
-    Height,
-    Model,
-    NoSam,
-    Paper,
-    SamBackend,
-    SamModel,
-    Seed,
-    Steps,
-    Width,
-    render_settings,
-)
+from lmd.cli.options import render_options, seed_option
 from lmd.cli.progress import Bars, load_renderer
+from lmd.settings import RenderSettings
 
 RANDOM_SCORER = "random:tiny"
+MIG_SETTINGS = (
+    "model", "steps", "sam", "sam_model", "sam_backend", "device", "dtype", "height", "width",
+    "paper", "migc_checkpoint",
+)  # fmt: skip
 
 
 @bench_app.command("mig")
+@render_options(MIG_SETTINGS)
 def mig_command(
     methods: list[str] = typer.Option(
         ["lmd"],
         "--method",
+        metavar="METHOD",
         help="A method to draw with (lmd, lmd+, sd, ...); repeat it to compare several on one "
         "table.",
     ),  # fmt: skip
     prompts: int = typer.Option(
-        800, "--prompts", min=1, help="How many prompts (COCO-MIG has 800: 160 per level)."
+        800,
+        "--prompts",
+        min=1,
+        metavar="N",
+        help="How many prompts (COCO-MIG has 800: 160 per level).",
     ),
-    model: Model = None,
-    steps: Steps = None,
-    seed: Seed = 0,
-    no_sam: NoSam = False,
-    sam: SamModel = None,
-    sam_backend: SamBackend = "auto",
-    device: Device = None,
-    dtype: Dtype = None,
-    height: Height = None,
-    width: Width = None,
-    paper: Paper = False,
+    seed: int = seed_option(0, "Seed of the prompts; prompt i is drawn with seed SEED + i."),
     detector: str | None = typer.Option(
         None,
         "--detector",
+        metavar="MODEL",
         help="OWL-ViT hub id or local folder (default google/owlvit-base-patch32; random:tiny "
         "with a random --model).",
     ),  # fmt: skip
     segmenter: str | None = typer.Option(
         None,
         "--segmenter",
+        metavar="MODEL",
         help="SAM that cuts out each placed instance for its colour (default "
         "facebook/sam-vit-base; random:tiny with a random --model).",
     ),  # fmt: skip
@@ -67,11 +57,20 @@ def mig_command(
         False, "--no-segmenter", help="Judge each instance's colour over its whole box."
     ),
     output: Path | None = typer.Option(
-        None, "-o", "--output-dir", help="Also keep the pictures: DIR/METHOD/NNNNN.png."
+        None,
+        "-o",
+        "--output-dir",
+        metavar="DIR",
+        help="Also keep the pictures: DIR/METHOD/NNNNN.png.",
     ),
     as_json: Path | None = typer.Option(
-        None, "--json", help="Also write every instance's score, per method, to this file."
+        None,
+        "--json",
+        metavar="FILE",
+        help="Also write every instance's score, per method, to this file.",
     ),
+    *,
+    settings: RenderSettings,
 ) -> None:
     """COCO-MIG-style benchmark: instance success rate and mean IoU per level (2 to 6
     instances, each with a colour, on boxes) for each --method, as one table."""
@@ -81,25 +80,9 @@ def mig_command(
     from lmd.bench.mig import run_method, table
     from lmd.bench.mig_layouts import mig_prompts
     from lmd.layouts import atomic_save_image, atomic_write_text
-    from lmd.sam import load_segmenter
+    from lmd.segment import load_segmenter
 
-    all_settings = [
-        render_settings(
-            model=model,
-            method=m,
-            steps=steps,
-            no_sam=no_sam,
-            sam=sam,
-            sam_backend=sam_backend,
-            device=device,
-            dtype=dtype,
-            height=height,
-            width=width,
-            refine=False,
-            paper=paper,
-        )  # fmt: skip
-        for m in dict.fromkeys(methods)
-    ]
+    all_settings = [settings.replace(method=m).check() for m in dict.fromkeys(methods)]
     random = all(s.model_id.startswith("random:") for s in all_settings)
     detector = detector or (RANDOM_SCORER if random else DEFAULT_DETECTOR)
     segmenter = None if no_segmenter else (segmenter or (RANDOM_SCORER if random else None))
@@ -107,15 +90,17 @@ def mig_command(
         print("note: random weights: the pictures are noise, and so are the scores",
               file=sys.stderr)  # fmt: skip
     items = mig_prompts(prompts, seed)
-    found = load_detector(detector, device=device)
-    cutter = None if no_segmenter else load_segmenter(segmenter, device=device, dtype="fp32")
+    found = load_detector(detector, device=settings.device)
+    cutter = None
+    if not no_segmenter:
+        cutter = load_segmenter(segmenter, device=settings.device, dtype="fp32")
     reports = []
-    for settings in all_settings:
-        renderer = load_renderer(settings)
-        folder = output / settings.method if output is not None else None
+    for chosen in all_settings:
+        renderer = load_renderer(chosen)
+        folder = output / chosen.method if output is not None else None
 
         bars = Bars()
-        pictures = tqdm(total=len(items), desc=settings.method, unit="picture", file=sys.stderr)
+        pictures = tqdm(total=len(items), desc=chosen.method, unit="picture", file=sys.stderr)
 
         def keep(index, image, prompt, folder=folder, pictures=pictures):
             if folder is not None:
@@ -125,7 +110,7 @@ def mig_command(
 
         try:
             report = run_method(
-                renderer, items, found, cutter, seed=seed, method=settings.method,
+                renderer, items, found, cutter, seed=seed, method=chosen.method,
                 on_picture=keep, progress=bars,
             )  # fmt: skip
         finally:
@@ -136,7 +121,7 @@ def mig_command(
     if as_json is not None:
         records = [r.to_json() for r in reports]
         atomic_write_text(as_json, json.dumps(records, indent=1) + "\n")
-    model_name = all_settings[0].model_id if model is None else model
+    model_name = all_settings[0].model_id
     colour = "the box" if no_segmenter else (segmenter or "facebook/sam-vit-base")
     print(
         f"COCO-MIG-style: {len(items)} prompts (seed {seed}), model {model_name}, "

@@ -11,7 +11,9 @@ from lmd.cli.options import render_options
 from lmd.cli.progress import Bars
 from lmd.settings import RenderSettings
 
-SPEED_SETTINGS = ("model", "method", "steps", "device", "dtype", "height", "width", "paper")
+SPEED_SETTINGS = (
+    "model", "method", "steps", "device", "dtype", "height", "width", "paper", "migc_checkpoint",
+)  # fmt: skip
 
 CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
 
@@ -47,7 +49,7 @@ def speed_command(
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=settings.dtype,
             height=settings.height, width=settings.width, worst_case=worst_case, progress=bars,
-            paper=settings.paper, method=settings.method,
+            paper=settings.paper, method=settings.drawing_method(),
         )  # fmt: skip
     finally:
         bars.close()

@@ -19,12 +19,14 @@ from lmd.controller.methods.migc.checkpoint import (
     MIGC,
     MIGC_PLUS,
     MIGCCheckpointError,
+    checkpoint_problem,
     load_shaders,
     migc_layers,
     random_shaders,
     save_checkpoint,
 )
 from lmd.controller.methods.migc.masks import box_masks
+from lmd.controller.methods.migc.method import MIGCMethod
 from lmd.controller.methods.migc.processor import (
     MIGCProcessor,
     MIGCState,
@@ -35,7 +37,7 @@ from lmd.controller.methods.migc.processor import (
 from lmd.controller.methods.migc.shader import InstanceShader, fuse
 
 __all__ = [
-    "MIGC", "MIGC_PLUS", "InstanceShader", "MIGCCheckpointError", "MIGCProcessor", "MIGCState",
-    "RowInstances", "box_masks", "fuse", "load_shaders", "migc_layers", "processors",
-    "random_shaders", "row_instances", "save_checkpoint",
+    "MIGC", "MIGC_PLUS", "InstanceShader", "MIGCCheckpointError", "MIGCMethod", "MIGCProcessor",
+    "MIGCState", "RowInstances", "box_masks", "checkpoint_problem", "fuse", "load_shaders",
+    "migc_layers", "processors", "random_shaders", "row_instances", "save_checkpoint",
 ]  # fmt: skip

@@ -271,9 +271,55 @@ def _load(shader: InstanceShader, params: dict[str, torch.Tensor], name: str, la
     shader.load_state_dict(renamed)
 
 
+RANDOM = "random"
+"""The checkpoint name for random weights of the right shapes (tests, `random:*` models)."""
+
+
+def _hub_file(spec: str) -> tuple[str, str] | None:
+    """(repo id, file) for `OWNER/REPO/FILE` that names no local file, else None."""
+    parts = spec.split("/")
+    if Path(spec).expanduser().exists() or spec.startswith((".", "/", "~")) or len(parts) < 3:
+        return None
+    if not all(parts):
+        return None
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def checkpoint_problem(spec: str) -> str | None:
+    """What is wrong with a checkpoint setting before anything loads (a missing local file), as
+    the rest of a sentence; None when it is "random", a file or a hub file."""
+    if spec == RANDOM or _hub_file(spec) is not None:
+        return None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return (
+            "must be an MIGC checkpoint file, OWNER/REPO/FILE on the hub, or random, but "
+            f"{spec!r} is no file"
+        )
+    return None
+
+
+def resolve_checkpoint(spec: str) -> Path:
+    """The local file of a checkpoint setting: the file itself, or a hub file downloaded once
+    (the hub's cache)."""
+    hub = _hub_file(spec)
+    if hub is None:
+        return Path(spec).expanduser()
+    from huggingface_hub import hf_hub_download
+
+    repo, filename = hub
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except Exception as e:  # offline, no such repo or file, no access: one line, named
+        reason = " ".join(str(e).split())[:200]
+        raise MIGCCheckpointError(
+            f"MIGC checkpoint {spec!r} could not be fetched from the hub: {reason}"
+        ) from None
+
+
 def load_shaders(path: str | Path, pipe) -> tuple[str, dict[str, InstanceShader]]:
     """(variant, {layer: InstanceShader}) from a published checkpoint file, for `pipe`."""
-    weights = read_checkpoint(path)
+    weights = read_checkpoint(resolve_checkpoint(str(path)))
     return weights.variant, shaders_from(weights, pipe)
 
 

@@ -24,11 +24,10 @@ from typing import Any, ClassVar
 import torch
 
 from lmd.controller.methods.base import Method
-from lmd.controller.methods.migc.checkpoint import MIGC_PLUS, load_shaders, random_shaders
+from lmd.controller.methods.migc.checkpoint import MIGC_PLUS, RANDOM, load_shaders, random_shaders
 from lmd.controller.methods.migc.processor import MIGCState, processors, row_instances
 from lmd.controller.phase import Hooks, Phase, Wrap
 
-RANDOM = "random"
 CHECKPOINTS = {
     "migc": "MIGC_SD14.ckpt",
     "migc++": "MIGC++_SD14.ckpt",
@@ -57,6 +56,11 @@ class MIGCMethod(Method):
     variant: ClassVar[str] = "migc"
     settings: MIGCSettings = field(default_factory=MIGCSettings)
 
+    @property
+    def weights_file(self) -> str:
+        """The published checkpoint this variant loads."""
+        return CHECKPOINTS[self.variant]
+
     def check(self, pipe, backbone) -> None:
         if backbone.name != "sd1":
             raise ValueError(
@@ -66,7 +70,7 @@ class MIGCMethod(Method):
         if self.settings.checkpoint is None:
             raise ValueError(
                 f"`method` '{self.name}' needs its weights: pass the checkpoint file "
-                f"({CHECKPOINTS[self.variant]}) as `migc_checkpoint`, or 'random'"
+                f"({self.weights_file}) as `migc_checkpoint`, or 'random'"
             )
 
     def load(self, pipe, backbone) -> dict:
