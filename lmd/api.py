@@ -291,7 +291,7 @@ def generate(
     if renderer is not None and render_options:
         raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
     planner = planner or Planner(
-        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
     )
     if renderer is None:  # a renderer's models are loaded already
         RenderSettings(**render_options).check()

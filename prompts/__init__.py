@@ -7,6 +7,7 @@ from lmd.prompts.planner import (
     DEFAULT_LLM,
     EXCERPT_CHARS,
     MAX_REPLY_CHARS,
+    AskNotice,
     Planner,
     PlanResult,
     default_model,
@@ -15,6 +16,7 @@ from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_t
 from lmd.prompts.transport import RetryNotice
 
 __all__ = [
+    "AskNotice",
     "DEFAULT_LLM",
     "DEFAULT_TEMPLATE_DIR",
     "EXCERPT_CHARS",

@@ -43,7 +43,7 @@ class SketchModels:
 @pytest.fixture
 def chat(llm_env, monkeypatch, capsys):
     SketchModels.made = []
-    monkeypatch.setattr("lmd.cli.chat._LazyRenderer", SketchModels)
+    monkeypatch.setattr("lmd.cli.chat.LazyRenderer", SketchModels)
 
     def chat(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))

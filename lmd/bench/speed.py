@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +109,12 @@ def bench_speed(
     progress=None,
     paper: bool = False,
     method: str = "lmd",
+    on_run: Callable[[str], None] | None = None,
 ) -> SpeedReport:
-    """Draw the same `boxes`-object layout with `sd` and `method`; time and count both."""
+    """Draw the same `boxes`-object layout with `sd` and `method`; time and count both.
+
+    `on_run(method)` is told before each timed render starts (after loading and warm-up).
+    """
     from lmd.controller import Controller, LMDConfig
     from lmd.models import load_pipeline
 
@@ -128,6 +133,8 @@ def bench_speed(
     )
     runs = []
     for name in ("sd", method):
+        if on_run is not None:
+            on_run(name)
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
             torch.cuda.reset_peak_memory_stats(torch_device)

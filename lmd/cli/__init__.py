@@ -77,6 +77,8 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("LMD_DEBUG"):
             raise
         print(f"error: {for_the_cli(_one_line(e))}", file=sys.stderr)
+        for line in getattr(e, "details", ()):  # the line of a file that is wrong, a caret
+            print(line, file=sys.stderr)
         return 1
     # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
     code = code if isinstance(code, int) else 0

@@ -8,7 +8,7 @@ import typer
 
 from lmd.cli.app import bench_app
 from lmd.cli.options import Device, Dtype, Height, Method, Paper, Steps, Width
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, say
 
 CPU_SIZED = "lmd bench speed --steps 4 --height 256 --width 256"
 
@@ -47,11 +47,18 @@ def speed_command(
             flush=True,
         )
 
+    say(f"loading model {model} ...")
     bars = Bars()
+
+    def timing(name: str) -> None:
+        say(f"timing {name} ...")
+        bars.begin()
+
     try:
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=dtype, height=height,
             width=width, worst_case=worst_case, progress=bars, paper=paper, method=method or "lmd",
+            on_run=timing,
         )  # fmt: skip
     finally:
         bars.close()

@@ -33,7 +33,7 @@ from lmd.cli.options import (
     make_planner,
     render_settings,
 )  # fmt: skip
-from lmd.cli.progress import Bars, load_renderer
+from lmd.cli.progress import Bars, LazyRenderer
 
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
@@ -102,7 +102,7 @@ def chat_command(
     )  # fmt: skip
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     meta = {k: getattr(settings, k) for k in KEPT}
-    renderer = _LazyRenderer(settings)
+    renderer = LazyRenderer(settings)
     conversation = Conversation.open(
         session_path, planner, renderer, out_dir=out_dir, seed=seed, meta=meta
     )
@@ -160,20 +160,3 @@ def _check_no_other_session(out_dir: Path, renders: int, session_path: Path) -> 
             f"{session_path} would overwrite; choose another -o, or resume that session with "
             "--session"
         )
-
-
-class _LazyRenderer:
-    """Loads the models before the first picture, so `/help` or a bad session costs nothing."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self._renderer = None
-
-    def load(self) -> None:
-        """Load the models now (once), saying so; called before a request reaches the LLM."""
-        if self._renderer is None:
-            self._renderer = load_renderer(self.settings)
-
-    def __call__(self, request):
-        self.load()
-        return self._renderer(request)

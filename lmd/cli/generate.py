@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -34,7 +33,7 @@ from lmd.cli.options import (
     make_planner,
     render_settings,
 )  # fmt: skip
-from lmd.cli.progress import Bars, say_loading
+from lmd.cli.progress import Bars, LazyRenderer, render_summary
 from lmd.layouts import LayoutWarning
 
 
@@ -79,7 +78,6 @@ def generate_command(
         for note in plan.warnings:
             print(f"warning: {note}", file=sys.stderr)
         print(plan.layout.to_llm_text(), flush=True)
-        say_loading(settings)
 
     bars = Bars()
     try:
@@ -87,10 +85,11 @@ def generate_command(
             warnings.simplefilter("ignore", LayoutWarning)  # `planned` prints them, in time
             result = generate(
                 caption, seed=seed, out_dir=output, progress=bars, planner=planner,
-                on_plan=planned, **dataclasses.asdict(settings),
+                on_plan=planned, renderer=LazyRenderer(settings),
             )  # fmt: skip
     finally:
         bars.close()
+    print(render_summary(settings.method, result.render))
     for path in result.files.values():
         print(f"wrote {path}")
     sys.stdout.flush()

@@ -170,12 +170,13 @@ def make_planner(
     llm_retries: int,
     llm_timeout: float = LLM_TIMEOUT,
 ):
-    """The planner the options ask for; each retry is announced on stderr."""
+    """The planner the options ask for; each request and retry is announced on stderr."""
+    from lmd.cli.progress import say_asking
     from lmd.prompts import Planner
 
     return Planner(
-        model=llm, api_base=llm_base_url, cache=not no_cache, max_retries=llm_retries,
-        llm_timeout=llm_timeout, on_retry=retry_to_stderr,
+        model=llm, llm_base_url=llm_base_url, cache=not no_cache, max_retries=llm_retries,
+        llm_timeout=llm_timeout, on_retry=retry_to_stderr, on_ask=say_asking,
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from lmd.cli.options import (
     render_settings,
 )  # fmt: skip
 from lmd.cli.plan import layout_warnings_to_stderr
-from lmd.cli.progress import Bars, load_renderer
+from lmd.cli.progress import Bars, load_renderer, render_summary
 
 
 @app.command("render")
@@ -56,14 +56,11 @@ def render_command(
     LAYOUT.json is a layout file (`lmd plan -o`), JSON or the planner's text format.
     """
     from lmd.api import check_out_dir, save_outputs
-    from lmd.layouts import LayoutParseError, parse
+    from lmd.layouts import load_layout
 
     # 1. Everything that can be wrong before a model loads.
-    try:
-        with layout_warnings_to_stderr():
-            layout = parse(layout_path.read_text(encoding="utf-8"))
-    except LayoutParseError as e:
-        raise LayoutParseError(f"{str(layout_path)!r} is not a layout: {e}") from None
+    with layout_warnings_to_stderr():
+        layout = load_layout(layout_path)
     settings = render_settings(
         model=model, method=method, steps=steps, no_sam=no_sam, sam=sam, sam_backend=sam_backend,
         device=device, dtype=dtype, height=height, width=width, refine=refine, refiner=refiner,
@@ -80,10 +77,7 @@ def render_command(
     files = list(save_outputs(output, result.image, layout).values())
     if save_intermediates and result.box_images:
         files += save_objects(output / "objects", result)
-    print(
-        f"{settings.method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
-        f"{result.counts.forwards} UNet forwards, {result.counts.backwards} backwards"
-    )
+    print(render_summary(settings.method, result))
     for path in files:
         print(f"wrote {path}")
 
