@@ -211,3 +211,25 @@ def test_unwritable_cache_warns_but_returns_the_layout(llm_server, make_planner,
     llm_server.enqueue(GOOD)
     with pytest.warns(RuntimeWarning, match="could not cache"):
         assert make_planner(cache=blocker).plan("a cat and a dog") == CAT_AND_DOG
+
+
+def test_one_name_per_thing_old_keywords_warn_for_one_release(llm_server, monkeypatch):
+    """`llm_base_url` and `llm_timeout` as in `generate()` and the CLI; `attempt_timeout` for
+    each attempt. `api_base=` and `timeout=` still work, with a DeprecationWarning."""
+    import inspect
+
+    from lmd import generate
+    from lmd.prompts import Planner
+
+    shared = {"llm_base_url", "llm_timeout"}
+    assert shared <= set(inspect.signature(Planner).parameters)
+    assert shared <= set(inspect.signature(generate).parameters)
+    with pytest.warns(DeprecationWarning, match=r"Planner\(llm_base_url=\.\.\.\)"):
+        old = Planner(model="openai/x", api_base=llm_server.url, cache=False)
+    with pytest.warns(DeprecationWarning, match=r"Planner\(attempt_timeout=\.\.\.\)"):
+        slow = Planner(model="openai/x", timeout=7.0, cache=False)
+    assert old.llm_base_url == llm_server.url and slow.attempt_timeout == 7.0
+    with pytest.warns(DeprecationWarning):
+        assert old.api_base == llm_server.url
+    with pytest.raises(TypeError, match="'api_bse'"):
+        Planner(model="openai/x", api_bse="http://x", cache=False)
