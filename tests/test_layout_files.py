@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from lmd.layouts import LayoutParseError, load_layout
 from PIL import Image
 
 from lmd.cli import run
-from lmd.layouts import LayoutParseError, load_layout
 
 MISSING_QUOTE = (
     "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog, [280, 240, 180, 200])]\n"

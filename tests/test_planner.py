@@ -218,8 +218,9 @@ def test_one_name_per_thing_old_keywords_warn_for_one_release(llm_server, monkey
     each attempt. `api_base=` and `timeout=` still work, with a DeprecationWarning."""
     import inspect
 
-    from lmd import generate
     from lmd.prompts import Planner
+
+    from lmd import generate
 
     shared = {"llm_base_url", "llm_timeout"}
     assert shared <= set(inspect.signature(Planner).parameters)
