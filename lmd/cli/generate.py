@@ -22,6 +22,7 @@ from lmd.cli.options import (
     Model,
     NoCache,
     NoSam,
+    Overwrite,
     Paper,
     Refine,
     Refiner,
@@ -60,10 +61,13 @@ def generate_command(
     refine: Refine = False,
     refiner: Refiner = None,
     paper: Paper = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Plan a layout for CAPTION and draw it: writes image.png, layout.json and layout.png.
 
-    The layout is printed as soon as the LLM has planned it, before the models load.
+    The layout is printed as soon as the LLM has planned it, before the models load. A
+    folder that holds those files already keeps them: the new ones are numbered
+    (image-001.png, ...) unless --overwrite.
     """
     from lmd.api import generate
 
@@ -85,7 +89,7 @@ def generate_command(
             warnings.simplefilter("ignore", LayoutWarning)  # `planned` prints them, in time
             result = generate(
                 caption, seed=seed, out_dir=output, progress=bars, planner=planner,
-                on_plan=planned, renderer=LazyRenderer(settings),
+                on_plan=planned, renderer=LazyRenderer(settings), overwrite=overwrite,
             )  # fmt: skip
     finally:
         bars.close()

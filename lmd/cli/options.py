@@ -162,6 +162,15 @@ Paper = Annotated[
     ),
 ]
 
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace image.png, layout.json and layout.png in the folder (default: keep them "
+        "and number the new files image-001.png, layout-001.json, ...).",
+    ),
+]
+
 
 def make_planner(
     llm: str | None,

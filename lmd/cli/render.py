@@ -15,6 +15,7 @@ from lmd.cli.options import (
     Method,
     Model,
     NoSam,
+    Overwrite,
     Paper,
     Refine,
     Refiner,
@@ -50,8 +51,12 @@ def render_command(
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
+    overwrite: Overwrite = False,
 ) -> None:
     """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json.
+
+    A folder that holds them already keeps them: the new files are numbered (image-001.png,
+    layout-001.json, layout-001.png, ...) unless --overwrite.
 
     LAYOUT.json is a layout file (`lmd plan -o`), JSON or the planner's text format.
     """
@@ -74,9 +79,11 @@ def render_command(
         result = renderer.render(layout, seed=seed, progress=bars)
     finally:
         bars.close()
-    files = list(save_outputs(output, result.image, layout).values())
-    if save_intermediates and result.box_images:
-        files += save_objects(output / "objects", result)
+    saved = save_outputs(output, result.image, layout, overwrite=overwrite)
+    files = list(saved.values())
+    if save_intermediates and result.box_images:  # objects/, objects-001/, ... as the image
+        number = saved["image"].stem.removeprefix("image")
+        files += save_objects(output / f"objects{number}", result)
     print(render_summary(settings.method, result))
     for path in files:
         print(f"wrote {path}")
