@@ -38,6 +38,8 @@ from lmd.cli.progress import Bars, LazyRenderer
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
 """Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
+LLM_KEPT = ("llm", "llm_base_url")
+"""The LLM a session talks to, kept the same way (its API key never is)."""
 _TURN_FILE = re.compile(r"turn-(\d+)\.png")
 
 
@@ -78,8 +80,8 @@ def chat_command(
 ) -> None:
     """Chat to make and edit a picture: one request per line; /help lists the commands.
 
-    A resumed session keeps the model, method, steps and size it was started with; a flag
-    given now overrides that setting for this run (and says so).
+    A resumed session keeps the model, method, steps, size and LLM (--llm, --llm-base-url) it
+    was started with; a flag given now overrides that setting for this run (and says so).
     """
     from lmd.api import check_out_dir
     from lmd.conversation import Conversation, Session, run_repl
@@ -100,16 +102,21 @@ def chat_command(
         **chosen, no_sam=no_sam, sam=sam, sam_backend=sam_backend, device=device, dtype=dtype,
         refine=refine, refiner=refiner, paper=paper,
     )  # fmt: skip
+    asked = {"llm": llm, "llm_base_url": llm_base_url}
+    talked = {k: v for k, v in (saved.meta if saved else {}).items() if k in LLM_KEPT}
+    llm, llm_base_url = (asked[k] if asked[k] is not None else talked.get(k) for k in LLM_KEPT)
     planner = make_planner(llm, llm_base_url, no_cache, llm_retries, llm_timeout)
     meta = {k: getattr(settings, k) for k in KEPT}
+    meta.update(llm=planner.model, llm_base_url=planner.llm_base_url)  # never the API key
     renderer = LazyRenderer(settings)
     conversation = Conversation.open(
         session_path, planner, renderer, out_dir=out_dir, seed=seed, meta=meta
     )
     if saved is not None:
-        print(f"resumed {session_path} ({len(conversation.turns)} turns); /help for commands",
-              file=sys.stderr)  # fmt: skip
-        for line in _changes(kept, given):
+        at = f" at {planner.llm_base_url}" if planner.llm_base_url else ""
+        print(f"resumed {session_path} ({len(conversation.turns)} turns, LLM {planner.model}"
+              f"{at}); /help for commands", file=sys.stderr)  # fmt: skip
+        for line in _changes({**kept, **talked}, {**given, **asked}):
             print(line, file=sys.stderr)
     else:
         print(f"new session {session_path} (seed {conversation.seed}): say what to draw; "
@@ -134,7 +141,7 @@ def chat_command(
 def _changes(kept: dict, given: dict) -> list[str]:
     """One line per flag that overrides a setting the resumed session was drawn with."""
     lines = []
-    for key in KEPT:
+    for key in (*KEPT, *LLM_KEPT):
         if given[key] is not None and key in kept and given[key] != kept[key]:
             before = "the default" if kept[key] is None else str(kept[key])
             lines.append(
