@@ -1,7 +1,7 @@
 """Turn a model name into ready stage-2 components: device, dtype and the SD/GLIGEN pipeline.
 
-A model is `random:tiny` / `random:sd15` / `random:sd2-tiny` / `random:sdxl-tiny` /
-`random:sdxl` (random weights, see `random_pipeline`), a hub id
+A model is `random:tiny` / `random:sd15-tiny` / `random:sd15` / `random:sd2-tiny` /
+`random:sdxl-tiny` / `random:sdxl` (random weights, see `random_pipeline`), a hub id
 (`owner/name`, from the local cache when offline) or a local diffusers pipeline folder (one
 with `model_index.json`). Every failure to load becomes one `ModelLoadError` sentence that
 names the model and says what to do; huggingface tracebacks never reach the user.

@@ -57,7 +57,8 @@ Model = Annotated[
     typer.Option(
         "--model",
         help="Hub id or local diffusers folder, SD 1.x, 2.x or SDXL (default: SD 1.5, or "
-        "GLIGEN for lmd+); random:tiny / random:sd15 / random:sd2-tiny / random:sdxl-tiny / "
+        "GLIGEN for lmd+); random:tiny / random:sd15-tiny / random:sd15 / random:sd2-tiny / "
+        "random:sdxl-tiny / "
         "random:sdxl for random weights.",
         rich_help_panel=RENDER_PANEL,
     ),
