@@ -52,6 +52,7 @@ def run(argv: list[str] | None = None) -> int:
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
         ignore_library_warnings()
+    _show_font_warnings()
     exceptions = _click().exceptions
     import typer
 
@@ -85,6 +86,24 @@ def run(argv: list[str] | None = None) -> int:
     if code == INTERRUPTED:
         print("interrupted", file=sys.stderr)
     return code
+
+
+def _show_font_warnings() -> None:
+    """A `FontWarning` (a label no font here draws) as one `warning: ...` line on stderr."""
+    from lmd.layouts import FontWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "lmd", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FontWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.lmd = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def _one_line(e: BaseException) -> str:

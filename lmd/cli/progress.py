@@ -99,7 +99,8 @@ class Bars:
         if step >= total:
             del self._runs[phase]
             self._since = now
-            self._say(f"{phase}: {total} steps in {seconds(now - run.started)}")
+            steps = f"{total} step{'' if total == 1 else 's'}"
+            self._say(f"{phase}: {steps} in {seconds(now - run.started)}")
         elif now - run.said >= EVERY:
             run.said = now
             self._say(f"{phase}: step {step}/{total}, {seconds(now - run.started)}")
