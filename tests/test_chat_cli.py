@@ -13,6 +13,7 @@ import pytest
 from lmd.conversation import SketchRenderer
 
 from lmd.cli import run
+from lmd.cli.chat import REDRAWN
 
 CAT_DOG = (
     "Objects: [('a grey cat', [40, 260, 160, 160]), ('a brown dog', [280, 240, 180, 200])]\n"
@@ -111,11 +112,11 @@ def test_a_resumed_session_keeps_its_settings_unless_a_flag_overrides_one(chat, 
     assert code == 0, err
     kept = SketchModels.made[-1].settings
     assert (kept.model, kept.steps, kept.height) == ("random:tiny", 4, 256)
-    assert "note:" not in err
+    assert [line for line in err.splitlines() if line.startswith("note:")] == [REDRAWN]
     code, _, err = chat(*session, "--steps", "8", "--model", "random:tiny", stdin="a\n")
     changed = SketchModels.made[-1].settings
     assert (changed.model, changed.steps, changed.height) == ("random:tiny", 8, 256)
-    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    notes = [line for line in err.splitlines() if line.startswith("note:") and line != REDRAWN]
     assert len(notes) == 1 and notes[0].startswith("note: --steps 8 overrides the session's 4")
     assert json.loads((folder / "session.json").read_text())["meta"]["steps"] == 4
 
@@ -134,6 +135,7 @@ def test_a_resumed_session_talks_to_its_own_llm(chat, llm_env, tmp_path, monkeyp
     assert code == 0, err
     assert [r["model"] for r in llm_env.requests] == ["session-model", "session-model"]
     assert f"LLM openai/session-model at {llm_env.url})" in err.splitlines()[0]
+    assert err.splitlines()[1].startswith("note: the next picture draws every object again")
     assert "sk-" not in (folder / "session.json").read_text()
     code, _, err = chat(*session, "--llm", "openai/other", stdin="move the dog up\n")
     assert code == 0 and llm_env.requests[-1]["model"] == "other"

@@ -38,6 +38,10 @@ from lmd.cli.progress import Bars, LazyRenderer
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
 """Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
+REDRAWN = (
+    "note: the next picture draws every object again (the per-object work of earlier runs is "
+    "kept in memory, not in the session); after it, only what changes is redrawn"
+)
 LLM_KEPT = ("llm", "llm_base_url")
 """The LLM a session talks to, kept the same way (its API key never is)."""
 _TURN_FILE = re.compile(r"turn-(\d+)\.png")
@@ -118,6 +122,8 @@ def chat_command(
               f"{at}); /help for commands", file=sys.stderr)  # fmt: skip
         for line in _changes({**kept, **talked}, {**given, **asked}):
             print(line, file=sys.stderr)
+        if conversation.turns:
+            print(REDRAWN, file=sys.stderr)
     else:
         print(f"new session {session_path} (seed {conversation.seed}): say what to draw; "
               "/help for commands", file=sys.stderr)  # fmt: skip
