@@ -31,7 +31,7 @@ settings = RenderSettings(model=args.model, method=args.method, steps=args.steps
 summary = run_batch(
     read_prompts("lmd-benchmark", limit=args.limit),
     args.out,
-    planner=Planner(model=args.llm, api_base=args.llm_base_url),
+    planner=Planner(model=args.llm, llm_base_url=args.llm_base_url),
     settings=settings,
 )
 print("\n".join(summary.lines()))

@@ -19,7 +19,7 @@ parser.add_argument("--out", default="out/conversation", help="folder for the pi
 args = parser.parse_args()
 
 chat = Conversation(
-    Planner(model=args.llm, api_base=args.llm_base_url),
+    Planner(model=args.llm, llm_base_url=args.llm_base_url),
     Renderer(RenderSettings(model=args.model, steps=args.steps)),
     session_path=f"{args.out}/session.json",
     out_dir=args.out,

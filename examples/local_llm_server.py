@@ -29,7 +29,7 @@ args = parser.parse_args()
 if not args.llm_base_url:
     parser.error("give --llm-base-url (or set LMD_LLM_BASE_URL)")
 
-planner = Planner(model=args.llm, api_base=args.llm_base_url, temperature=0.25)
+planner = Planner(model=args.llm, llm_base_url=args.llm_base_url, temperature=0.25)
 plan = planner.complete(planner.plan_messages(args.caption))
 print(f"{args.llm} at {args.llm_base_url} planned ({'cached' if plan.cached else 'asked'}):")
 print(plan.layout.to_llm_text())

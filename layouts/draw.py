@@ -3,7 +3,7 @@
 Boxes get a dark edge under their colour so they show on light and dark pictures alike;
 repeated names are numbered ("a cat 1", "a cat 2"); labels are moved until they do not
 overlap; the background and negative prompts are written on a dark band along the bottom.
-Labels use a font that has their characters (`lmd.layouts.fonts`), so CJK names render.
+Labels use fonts that have their characters (`lmd.layouts.fonts`), so any script renders.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from lmd.layouts.fonts import Font, font_for
+from lmd.layouts.fonts import Font, font_runs, has_glyphs, warn_missing
 from lmd.layouts.model import Layout
 from PIL import Image, ImageDraw
 
@@ -24,6 +24,7 @@ EDGE = (0, 0, 0, 220)
 BAND = (0, 0, 0, 150)
 TEXT = (255, 255, 255)
 Rect = tuple[float, float, float, float]
+Runs = list[tuple[str, Font]]
 
 
 def labels(layout: Layout) -> list[str]:
@@ -74,24 +75,51 @@ def draw(
             pen.rectangle(inner, outline=EDGE, width=1)  # and inside: the colour shows on any
         rects.append(rect)
     placed: list[Rect] = []
+    missing: list[str] = []  # characters no font has: named in one warning
     for i, (text, rect) in enumerate(zip(labels(layout), rects, strict=True)):
-        font = font_for(text, size, fonts)
-        spot = place_label(pen, text, font, rect, placed, canvas.size, line)
+        runs = font_runs(text, size, fonts, missing)
+        spot = place_label(pen, runs, rect, placed, canvas.size, line)
         placed.append(spot)
-        _label(pen, spot, text, font, PALETTE[i % len(PALETTE)])
-    _captions(pen, caption_lines(layout), size, canvas.size, fonts)
+        _label(pen, spot, runs, PALETTE[i % len(PALETTE)])
+    _captions(pen, caption_lines(layout), size, canvas.size, fonts, missing)
+    warn_missing(missing)
     return canvas
 
 
-def label_size(pen: ImageDraw.ImageDraw, text: str, font: Font) -> tuple[float, float]:
-    left, top, right, bottom = pen.textbbox((0, 0), text, font=font)
+def text_box(pen: ImageDraw.ImageDraw, runs: Runs) -> Rect:
+    """The bounding box of `runs` drawn one after another from (0, 0) (one run: the font's own
+    box; several: on a shared baseline at y 0)."""
+    if len(runs) == 1:
+        text, font = runs[0]
+        return pen.textbbox((0, 0), text, font=font)
+    x, top, bottom = 0.0, 0.0, 0.0
+    for text, font in runs:
+        _, t, _, b = pen.textbbox((x, 0), text, font=font, anchor="ls")
+        top, bottom = min(top, t), max(bottom, b)
+        x += pen.textlength(text, font=font)
+    return 0.0, top, x, bottom
+
+
+def draw_runs(pen: ImageDraw.ImageDraw, xy: tuple[float, float], runs: Runs, fill) -> None:
+    """Draw `runs` with the top-left of their `text_box` at `xy`."""
+    left, top, _, _ = text_box(pen, runs)
+    x, y = xy[0] - left, xy[1] - top
+    if len(runs) == 1:
+        pen.text((x, y), runs[0][0], font=runs[0][1], fill=fill)
+        return
+    for text, font in runs:
+        pen.text((x, y), text, font=font, fill=fill, anchor="ls")
+        x += pen.textlength(text, font=font)
+
+
+def label_size(pen: ImageDraw.ImageDraw, runs: Runs) -> tuple[float, float]:
+    left, top, right, bottom = text_box(pen, runs)
     return right - left + 4, bottom - top + 4
 
 
 def place_label(
     pen: ImageDraw.ImageDraw,
-    text: str,
-    font: Font,
+    runs: Runs,
     box: Rect,
     placed: Sequence[Rect],
     canvas: tuple[int, int],
@@ -99,7 +127,7 @@ def place_label(
 ) -> Rect:
     """Where a box's label goes: inside its top-left corner, else top-right, above it, further
     down inside it or below it: the first spot that overlaps no label already `placed`."""
-    w, h = label_size(pen, text, font)
+    w, h = label_size(pen, runs)
     x0, y0, x1, y1 = box
     left = x0 + line
     spots = [(left, y0 + line), (x1 - w - line, y0 + line), (x0, y0 - h - 1)]
@@ -120,26 +148,43 @@ def _overlap(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _label(pen: ImageDraw.ImageDraw, rect: Rect, text: str, font: Font, color) -> None:
+def _label(pen: ImageDraw.ImageDraw, rect: Rect, runs: Runs, color) -> None:
     pen.rectangle(rect, fill=(*color, 215), outline=EDGE)
-    left, top, _, _ = pen.textbbox((0, 0), text, font=font)
-    pen.text((rect[0] + 2 - left, rect[1] + 2 - top), text, font=font, fill=TEXT)
+    draw_runs(pen, (rect[0] + 2, rect[1] + 2), runs, TEXT)
 
 
-def _captions(pen, lines: list[str], size: int, canvas: tuple[int, int], fonts) -> None:
+def _captions(pen, lines: list[str], size: int, canvas: tuple[int, int], fonts, missing) -> None:
     width, height = canvas
     step = size + 4
     top = height - step * len(lines) - 4
     pen.rectangle((0, top, width, height), fill=BAND)
     for k, text in enumerate(lines):
-        font = font_for(text, size, fonts)
-        pen.text((4, top + 2 + k * step), _fit(pen, text, font, width - 8), font=font, fill=TEXT)
+        runs = _fit(pen, font_runs(text, size, fonts, missing), width - 8)
+        pen.text((4, top + 2 + k * step), runs[0][0], font=runs[0][1], fill=TEXT)
+        x = 4 + pen.textlength(runs[0][0], font=runs[0][1])
+        for part, font in runs[1:]:  # on the first run's baseline
+            baseline = top + 2 + k * step + runs[0][1].getmetrics()[0]
+            pen.text((x, baseline), part, font=font, fill=TEXT, anchor="ls")
+            x += pen.textlength(part, font=font)
 
 
-def _fit(pen: ImageDraw.ImageDraw, text: str, font: Font, width: float) -> str:
-    """`text`, cut with an ellipsis where it would run past `width` pixels."""
-    if pen.textlength(text, font=font) <= width:
-        return text
-    while len(text) > 1 and pen.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
+def _fit(pen: ImageDraw.ImageDraw, runs: Runs, width: float) -> Runs:
+    """`runs`, cut with an ellipsis where they would run past `width` pixels."""
+
+    def length(rs: Runs) -> float:
+        return sum(pen.textlength(text, font=font) for text, font in rs)
+
+    if length(runs) <= width:
+        return runs
+    runs = list(runs)
+    dots = "…" if has_glyphs(runs[-1][1], "…") else "..."
+    while runs and length([*runs[:-1], (runs[-1][0] + dots, runs[-1][1])]) > width:
+        text, font = runs[-1]
+        if len(text) > 1:
+            runs[-1] = (text[:-1], font)
+        elif len(runs) > 1:
+            runs.pop()
+        else:
+            break
+    text, font = runs[-1]
+    return [*runs[:-1], (text.rstrip() + dots, font)]

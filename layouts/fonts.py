@@ -1,9 +1,11 @@
-"""Fonts for `draw`: the first one that has every character of a label, so CJK names render.
+"""Fonts for `draw`: the first one that has every character of a label, so any script renders.
 
 Candidates, in order: `$LMD_FONT` (a .ttf/.otf/.ttc path, or several joined by the path
 separator), CJK-capable fonts found on this system (well-known paths, then `fc-match`), DejaVu
-Sans, and Pillow's own scalable font last. Nothing is shipped or downloaded; on a machine
-without any CJK font a label still renders, with the characters Pillow's font lacks as boxes.
+Sans, the subsets lmd ships (`fonts/`: common Chinese characters with kana, Devanagari,
+Arabic; see `fonts/OFL.txt`), and Pillow's own scalable font last. A label no one font draws
+is drawn in runs, each with the first font that has its characters (`font_runs`); characters
+no font here has show as boxes, with one `FontWarning` naming them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import unicodedata
+import warnings
 import weakref
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from lmd.layouts.errors import FontWarning
 from PIL import ImageFont
 
 FONT_ENV = "LMD_FONT"
@@ -38,13 +43,17 @@ SYSTEM_FONTS = (
     "C:/Windows/Fonts/malgun.ttf",
 )
 LATIN_FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "C:/Windows/Fonts/arial.ttf")
+SHIPPED_FONTS = tuple(sorted(Path(__file__).with_name("fonts").glob("*-Labels.*")))
+"""The subsets lmd ships (made by tools/make_label_fonts.py): after the system's, before
+Pillow's own."""
 _MISSING = "\U0010fffd"  # a private-use code point no font draws: what a missing glyph looks like
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 def font_paths(extra: Sequence[str | Path] = ()) -> list[Path]:
-    """Font files to try, best first: `extra`, `$LMD_FONT`, system CJK fonts, Latin fonts."""
+    """Font files to try, best first: `extra`, `$LMD_FONT`, system CJK fonts, Latin fonts, the
+    fonts lmd ships."""
     named = [Path(p) for p in extra]
     env = os.environ.get(FONT_ENV, "")
     named += [Path(p) for p in env.split(os.pathsep) if p]
@@ -53,6 +62,7 @@ def font_paths(extra: Sequence[str | Path] = ()) -> list[Path]:
     if matched is not None:
         found.append(matched)
     found += [Path(p) for p in LATIN_FONTS]
+    found += [Path(p) for p in SHIPPED_FONTS]
     unique: list[Path] = []
     for path in found:
         if path not in unique and path.is_file():
@@ -110,13 +120,72 @@ def has_glyphs(font: Font, text: str) -> bool:
     return True
 
 
-def font_for(text: str, size: int, extra: Sequence[str | Path] = ()) -> Font:
-    """The first candidate font of `size` that has all of `text`; Pillow's own font otherwise."""
+def _fonts(size: int, extra: Sequence[str | Path]) -> list[Font]:
+    """The candidate fonts of `size` that load, best first, Pillow's own last."""
+    fonts = []
     for path in font_paths(extra):
         try:
-            font = _load(path, size)
+            fonts.append(_load(path, size))
         except OSError:  # unreadable or not a font: try the next one
             continue
-        if has_glyphs(font, text):
-            return font
-    return _load(None, size)
+    return [*fonts, _load(None, size)]
+
+
+def font_for(text: str, size: int, extra: Sequence[str | Path] = ()) -> Font:
+    """The first candidate font of `size` that has all of `text`; Pillow's own font otherwise."""
+    fonts = _fonts(size, extra)
+    return next((font for font in fonts if has_glyphs(font, text)), fonts[-1])
+
+
+def font_runs(
+    text: str, size: int, extra: Sequence[str | Path] = (), missing: list[str] | None = None
+) -> list[tuple[str, Font]]:
+    """`text` as (part, font) runs to draw one after another: one run when a font has all of
+    it, else each character with the first font that has it (spaces and combining marks stay
+    with the run they follow). Characters no font has stay in the run before them, drawn as
+    boxes; they are added to `missing`, or without it named in a `FontWarning` (`warn_missing`).
+    """
+    fonts = _fonts(size, extra)
+    whole = next((font for font in fonts if has_glyphs(font, text)), None)
+    if whole is not None:
+        return [(text, whole)]
+    runs: list[tuple[str, Font]] = []
+    lacking: list[str] = []
+    for char in text:
+        joins = char.isspace() or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        font = runs[-1][1] if runs and joins else None
+        if font is None:
+            font = next((f for f in fonts if has_glyphs(f, char)), None)
+        if font is None:
+            lacking.append(char)
+            font = runs[-1][1] if runs else fonts[-1]
+        if runs and runs[-1][1] is font:
+            runs[-1] = (runs[-1][0] + char, font)
+        else:
+            runs.append((char, font))
+    if missing is None:
+        warn_missing(lacking)
+    else:
+        missing += lacking
+    return runs
+
+
+_warned: set[str] = set()
+
+
+def warn_missing(chars: Sequence[str]) -> None:
+    """One `FontWarning` for the characters no font here draws that no warning named yet in
+    this process."""
+    new = sorted(set(chars) - _warned, key=ord)
+    if not new:
+        return
+    _warned.update(new)
+    words = {unicodedata.name(c, "UNKNOWN").split()[0] for c in new}
+    scripts = sorted(w if w == "CJK" else w.title() for w in words)
+    shown = "".join(new[:20]) + ("..." if len(new) > 20 else "")
+    warnings.warn(
+        f"no font here draws {shown!r} ({', '.join(scripts)}): those characters show as empty "
+        f"boxes in the layout picture; set {FONT_ENV} to a font file that has them",
+        FontWarning,
+        stacklevel=3,
+    )

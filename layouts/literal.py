@@ -60,7 +60,7 @@ class _Reader:
 
     def fail(self, pos: int, what: str) -> LayoutParseError:
         snippet = self.text[max(0, pos - 20) : pos + 20].replace("\n", " ")
-        return LayoutParseError(f"{what} at character {pos} (near {snippet!r})")
+        return LayoutParseError(f"{what} (near {snippet!r})", position=pos, reason=what)
 
     def skip(self, pos: int) -> int:
         return _SPACES.match(self.text, pos).end()

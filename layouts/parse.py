@@ -43,13 +43,25 @@ def parse(text: str, width: int = 512, height: int = 512) -> Layout:
     Raises `LayoutParseError`, whose message says what was wrong, for anything else.
     """
     if not isinstance(text, str) or not text.strip():
-        raise LayoutParseError("the answer is empty; expected 'Objects: [...]' and prompt lines")
-    _check_text(text, "the answer")
-    raw = _without_fences(text)
+        raise LayoutParseError(
+            "the text is empty", fix="answer with 'Objects: [...]' and the two prompt lines"
+        )
+    _check_text(text, "the text")
+    raw, offset = _without_fences(text)
     norm = raw.translate(_TRANSLATE)  # one char for one char: positions in both agree
-    if not _BACKGROUND.search(norm) and "{" in norm:
-        return _from_mapping(read_json(norm), width, height)
-    return _from_template(raw, norm, width, height)
+    try:
+        if not _BACKGROUND.search(norm) and "{" in norm:
+            return _from_mapping(read_json(norm), width, height)
+        return _from_template(raw, norm, width, height)
+    except LayoutParseError as e:
+        raise _moved(e, offset) from None
+
+
+def _moved(error: LayoutParseError, offset: int | None) -> LayoutParseError:
+    """`error` with its position `offset` characters further (unknown when `offset` is)."""
+    if error.position is not None:
+        error.position = None if offset is None else error.position + offset
+    return error
 
 
 def _check_text(text: str, what: str) -> None:
@@ -62,9 +74,13 @@ def _check_text(text: str, what: str) -> None:
         )
 
 
-def _without_fences(text: str) -> str:
-    """`text` without markdown fence lines (```, ```python, ...)."""
-    return _FENCE.sub("", text).strip() if "```" in text else text.strip()
+def _without_fences(text: str) -> tuple[str, int | None]:
+    """`text` without markdown fence lines (```, ```python, ...), and where it starts in
+    `text` (None when fences were taken out: positions in it no longer map back)."""
+    if "```" in text:
+        return _FENCE.sub("", text).strip(), None
+    stripped = text.strip()
+    return stripped, len(text) - len(text.lstrip())
 
 
 def _from_mapping(data: dict, width: int, height: int) -> Layout:
@@ -84,16 +100,23 @@ def _from_template(raw: str, text: str, width: int, height: int) -> Layout:
     bg = _BACKGROUND.search(text)
     if bg is None:
         raise LayoutParseError(
-            "no 'Background prompt:' line; end the answer with a 'Background prompt: ...' "
-            "line and a 'Negative prompt: ...' line"
+            "no 'Background prompt:' line",
+            fix="end the answer with a 'Background prompt: ...' line and a "
+            "'Negative prompt: ...' line",
         )
     obj = _OBJECTS.search(text, 0, bg.start())
-    segment = text[obj.end() if obj else 0 : bg.start()].strip()
+    part = text[obj.end() if obj else 0 : bg.start()]
+    segment = part.strip()
+    start = (obj.end() if obj else 0) + len(part) - len(part.lstrip())
     neg = _NEGATIVE.search(text, bg.end())
     line_end = text.find("\n", bg.end()) % (len(text) + 1)
     background = raw[bg.end() : min(line_end, neg.start() if neg else line_end)].strip()
     negative = _line_after(raw, neg.end()) if neg is not None else ""
-    return _build(_read_objects(segment), background, negative, width, height)
+    try:
+        objects = _read_objects(segment)
+    except LayoutParseError as e:
+        raise _moved(e, start) from None
+    return _build(objects, background, negative, width, height)
 
 
 def _line_after(text: str, pos: int) -> str:
@@ -122,13 +145,21 @@ def _read_objects(segment: str) -> list:
     paren = segment.find("(")
     if 0 <= paren < start or (start < 0 and paren >= 0):
         # Tuples without the surrounding list: ('a cat', [1, 2, 3, 4]), ('a dog', [...])
-        segment, start = f"[{segment[paren:]}]", 0
+        try:
+            objects, _ = read_literal(f"[{segment[paren:]}]", 0)
+        except LayoutParseError as e:  # a position in `segment`, not in the bracketed copy
+            raise _moved(e, paren - 1) from None
+        return _checked_list(objects)
     if start < 0:
         raise LayoutParseError(
-            f"could not find the object list in {show(segment[:60])}; "
-            "expected Objects: [('a cat', [x, y, w, h]), ...]"
+            f"could not find the object list in {show(segment[:60])}",
+            fix="write them as Objects: [('a cat', [x, y, w, h]), ...]",
         )
     objects, _ = read_literal(segment, start)
+    return _checked_list(objects)
+
+
+def _checked_list(objects: object) -> list:
     if not isinstance(objects, list):
         raise LayoutParseError("the objects must be a list: [('a cat', [x, y, w, h]), ...]")
     return objects
@@ -149,7 +180,9 @@ def _build(objects: object, background: str, negative: object, width: int, heigh
             boxes.append(box)
     background = background.strip()
     if not background:
-        raise LayoutParseError("the 'Background prompt:' line is empty; describe the scene")
+        raise LayoutParseError(
+            "the 'Background prompt:' line is empty", fix="describe the scene on it"
+        )
     return _validated(
         Layout, boxes=boxes, background=background, negative=str(negative),
         width=width, height=height,

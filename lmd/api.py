@@ -7,6 +7,7 @@ a per-object cache, and it is the `RenderFn` a `lmd.conversation.Conversation` i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -136,14 +137,28 @@ class Renderer:
         )
 
 
-def save_outputs(out_dir: str | Path, image: Image.Image, layout: Layout) -> dict[str, Path]:
-    """Write `image.png`, `layout.json` and `layout.png` (the layout over the image) atomically."""
-    out = Path(out_dir)
-    return {
-        "image": atomic_save_image(image, out / "image.png"),
-        "layout": layout.save(out / "layout.json"),
-        "layout_image": atomic_save_image(draw(layout, image), out / "layout.png"),
-    }
+def save_outputs(
+    out_dir: str | Path, image: Image.Image, layout: Layout, *, overwrite: bool = True
+) -> dict[str, Path]:
+    """Write `image.png`, `layout.json` and `layout.png` (the layout over the image) atomically.
+
+    With `overwrite` False, a folder that holds them already keeps them: the new files are
+    numbered (`image-001.png`, `layout-001.json`, `layout-001.png`; see `lmd.outputs`).
+    """
+    from lmd.outputs import output_paths
+
+    paths = output_paths(out_dir, overwrite)
+    try:
+        return {
+            "image": atomic_save_image(image, paths["image"]),
+            "layout": layout.save(paths["layout"]),
+            "layout_image": atomic_save_image(draw(layout, image), paths["layout_image"]),
+        }
+    except BaseException:
+        with contextlib.suppress(OSError):  # a claimed number left empty goes back
+            if paths["image"].stat().st_size == 0:
+                paths["image"].unlink()
+        raise
 
 
 @dataclass
@@ -172,13 +187,15 @@ def generate(
     planner: Any = None,
     renderer: Renderer | None = None,
     on_plan: Callable[[PlanResult], None] | None = None,
+    overwrite: bool = False,
     **render_options: Any,
 ) -> GenerateResult:
     """Plan a layout for `caption` with an LLM, then draw it.
 
     `render_options` are `RenderSettings` fields (model, method, steps, sam, sam_model,
     sam_backend, device, dtype, height, width, refine, refiner_model, paper). With `out_dir`,
-    `image.png`, `layout.json` and `layout.png` are written there. `llm_timeout` bounds the
+    `image.png`, `layout.json` and `layout.png` are written there (numbered, `image-001.png`
+    ..., where earlier ones are, unless `overwrite`). `llm_timeout` bounds the
     LLM request in seconds, retries included. Everything that can be checked without
     loading a model (the options, the models' names, `out_dir`) is checked before the LLM
     is asked. `on_plan(plan)` is called with the planned `PlanResult` before the models
@@ -194,7 +211,7 @@ def generate(
     if renderer is not None and render_options:
         raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
     planner = planner or Planner(
-        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
     )
     if renderer is None:  # a renderer's models are loaded already
         RenderSettings(**render_options).check()
@@ -208,7 +225,9 @@ def generate(
     result = renderer.render(
         plan.layout, seed=seed, progress=progress, callback_on_step_end=callback_on_step_end
     )
-    files = save_outputs(out_dir, result.image, plan.layout) if out_dir is not None else {}
+    files = {}
+    if out_dir is not None:
+        files = save_outputs(out_dir, result.image, plan.layout, overwrite=overwrite)
     return GenerateResult(
         image=result.image, layout=plan.layout, seed=seed, reply=plan.reply, files=files,
         render=result,

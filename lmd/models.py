@@ -1,7 +1,7 @@
 """Turn a model name into ready stage-2 components: device, dtype and the SD/GLIGEN pipeline.
 
-A model is `random:tiny` / `random:sd15` / `random:sd2-tiny` / `random:sdxl-tiny` /
-`random:sdxl` (random weights, see `random_pipeline`), a hub id
+A model is `random:tiny` / `random:sd15-tiny` / `random:sd15` / `random:sd2-tiny` /
+`random:sdxl-tiny` / `random:sdxl` (random weights, see `random_pipeline`), a hub id
 (`owner/name`, from the local cache when offline) or a local diffusers pipeline folder (one
 with `model_index.json`). Every failure to load becomes one `ModelLoadError` sentence that
 names the model and says what to do; huggingface tracebacks never reach the user.
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -248,8 +250,14 @@ def check_source(
             f"{what} {model!r} is not in the local cache and the hub cannot be reached "
             f"(HF_HUB_OFFLINE is set); {hint}"
         )
-    if ask_hub and required_file and _hub_lacks(model, required_file):
-        raise ModelLoadError(f"{what} {model!r} was not found on the hub; check the id or {hint}")
+    if ask_hub and required_file:
+        found = hub_has(model, required_file)
+        if found is False:
+            raise ModelLoadError(
+                f"{what} {model!r} was not found on the hub; check the id or {hint}"
+            )
+        if isinstance(found, str):  # why the hub could not be asked
+            raise ModelLoadError(unreachable(what, model, found, hint))
 
 
 def from_pretrained(
@@ -356,8 +364,19 @@ def _cached(repo_id: str, filename: str | None) -> bool:
         return True
 
 
-def _hub_lacks(repo_id: str, filename: str) -> bool:
-    """True only when the hub answers that `repo_id` has no `filename` (or no such repo)."""
+def hub_timeout() -> float:
+    """Seconds the hub has to answer whether it has a file: `$HF_HUB_ETAG_TIMEOUT` (the hub's
+    own setting for such requests) when set, else `HUB_CHECK_TIMEOUT_S`."""
+    try:
+        return float(os.environ["HF_HUB_ETAG_TIMEOUT"])
+    except (KeyError, ValueError):
+        return HUB_CHECK_TIMEOUT_S
+
+
+def hub_has(repo_id: str, filename: str) -> bool | str | None:
+    """Whether the hub has `filename` in `repo_id`: True, False (no such file or repo), why it
+    could not be reached (a string: refused, no answer in `hub_timeout()` s, ...), or None
+    when it answered something else (a gated repo, a proxy page: the load will say)."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -366,18 +385,71 @@ def _hub_lacks(repo_id: str, filename: str) -> bool:
         RevisionNotFoundError,
     )
 
+    limit = hub_timeout()
     try:
         url = hf_hub_url(repo_id, filename, endpoint=constants.ENDPOINT)
-        get_hf_file_metadata(url, timeout=HUB_CHECK_TIMEOUT_S)
-    except (RepositoryNotFoundError, EntryNotFoundError, RevisionNotFoundError):
-        return True
     except HFValidationError:
         raise ModelLoadError(
             f"{repo_id!r} is neither an existing local folder nor a valid hub id (owner/name)"
         ) from None
-    except Exception:  # no network, a gated repo, a proxy: the load itself will say
+    answer: list = []
+
+    def ask() -> None:
+        try:
+            get_hf_file_metadata(url, timeout=limit)
+            answer.append(True)
+        except BaseException as exc:  # kept for the caller's thread
+            answer.append(exc)
+
+    # The hub client retries some failures: a thread bounds the whole question in time.
+    asking = threading.Thread(target=ask, name="lmd-hub-check", daemon=True)
+    asking.start()
+    asking.join(limit + 1.0)
+    if not answer:
+        return f"no answer within {limit:g} s"
+    exc = answer[0]
+    if exc is True:
+        return True
+    if isinstance(exc, RepositoryNotFoundError | EntryNotFoundError | RevisionNotFoundError):
         return False
-    return False
+    if isinstance(exc, HFValidationError):
+        raise ModelLoadError(
+            f"{repo_id!r} is neither an existing local folder nor a valid hub id (owner/name)"
+        ) from None
+    return _transport_problem(exc)
+
+
+_TRANSPORT = {
+    "TransportError", "ConnectionError", "Timeout", "TimeoutException", "ProxyError", "gaierror",
+}  # fmt: skip
+"""Class names (httpx's, requests' and Python's own) of failures to reach a server at all."""
+
+
+def _transport_problem(exc: BaseException) -> str | None:
+    """Why `exc` (or what caused it) means the server could not be reached, else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        names = {cls.__name__ for cls in type(seen).__mro__}
+        if names & _TRANSPORT or isinstance(seen, TimeoutError):
+            if isinstance(seen, TimeoutError) or any("Timeout" in n for n in names):
+                return "no answer in time"
+            text = re.sub(r"^\[Errno -?\d+\] ", "", one_line(seen, 100))
+            if "refused" in text.lower():
+                return "connection refused"
+            return text or type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def unreachable(what: str, model: str, why: str, hint: str) -> str:
+    """The one line for a model that is not cached while the hub cannot be reached."""
+    from huggingface_hub import constants
+
+    return (
+        f"{what} {model!r} is not in the local cache and the hub at {constants.ENDPOINT} cannot "
+        f"be reached ({why}); download it once where the hub can be reached, or {hint} "
+        f"(HF_HUB_OFFLINE=1 skips asking the hub; HF_HUB_ETAG_TIMEOUT waits longer)"
+    )
 
 
 def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoadError:
@@ -396,6 +468,8 @@ def _hub_error(model: str, exc: Exception, *, what: str, hint: str) -> ModelLoad
         why = "is neither an existing local folder nor a valid hub id (owner/name)"
     elif isinstance(exc, LocalEntryNotFoundError) or "cached" in str(exc):
         why = f"is not in the local cache and the hub cannot be reached; {hint}"
+    elif (problem := _transport_problem(exc)) is not None:
+        return ModelLoadError(unreachable(what, model, problem, hint))
     else:
         why = f"could not be loaded ({one_line(exc, LIBRARY_LIMIT)}); check the id or {hint}"
     return ModelLoadError(f"{what} {model!r} {why}")

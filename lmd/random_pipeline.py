@@ -4,8 +4,11 @@
 (UNet, VAE, text encoders), so speed can be measured without downloading weights;
 `random:tiny` (SD 1.x), `random:sd2-tiny` (SD 2.x: linear projections, gelu text encoder,
 v-prediction) and `random:sdxl-tiny` (SDXL: two text encoders, pooled embeddings and size ids)
-have toy widths for tests. A config with a `text_encoder_2` builds a
-`StableDiffusionXLPipeline`, any other a `StableDiffusionPipeline`.
+have toy widths for tests. `random:sd15-tiny` is `random:tiny` with SD 1.5's eight attention
+heads: the guidance energy, a sum over heads, then has SD 1.5's scale and passes its threshold,
+so every guided phase runs (random:tiny's two heads keep it under: no guidance at all).
+A config with a `text_encoder_2` builds a `StableDiffusionXLPipeline`, any other a
+`StableDiffusionPipeline`.
 The tokenizer is a real CLIP byte-level BPE whose merges are built from `words.txt` (most of
 those words become one or two tokens; any other text is spelt from byte tokens).
 """
@@ -19,7 +22,7 @@ from importlib import resources
 import torch
 
 RANDOM_PREFIX = "random:"
-RANDOM_MODELS = ("sd15", "tiny", "sd2-tiny", "sdxl-tiny", "sdxl")
+RANDOM_MODELS = ("sd15", "tiny", "sd15-tiny", "sd2-tiny", "sdxl-tiny", "sdxl")
 _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 
 

@@ -8,6 +8,7 @@ from lmd.prompts.planner import (
     DEFAULT_LLM,
     EXCERPT_CHARS,
     MAX_REPLY_CHARS,
+    AskNotice,
     Planner,
     PlanResult,
     default_llm,
@@ -16,6 +17,7 @@ from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_t
 from lmd.prompts.transport import RetryNotice
 
 __all__ = [
+    "AskNotice",
     "DEFAULT_LLM",
     "DEFAULT_TEMPLATE_DIR",
     "EXCERPT_CHARS",

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
@@ -53,6 +54,51 @@ def _litellm():
     return litellm
 
 
+RENAMED = {
+    "api_base": "Planner(api_base=...) is now Planner(llm_base_url=...), as in generate() and "
+    "--llm-base-url; api_base will be removed in the next release",
+    "timeout": "Planner(timeout=...) is now Planner(attempt_timeout=...) (each attempt; "
+    "llm_timeout bounds the whole request); timeout will be removed in the next release",
+}
+
+
+def _renamed(
+    given: dict[str, Any], llm_base_url: str | None, attempt_timeout: float
+) -> tuple[str | None, float]:
+    """The values of `llm_base_url` and `attempt_timeout`, taking their old keywords (with a
+    `DeprecationWarning`); any other keyword is a `TypeError`, as Python would raise."""
+    unknown = set(given) - set(RENAMED)
+    if unknown:
+        raise TypeError(f"Planner() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    for old in given:
+        warnings.warn(RENAMED[old], DeprecationWarning, stacklevel=3)
+    if "api_base" in given:
+        llm_base_url = given["api_base"] if llm_base_url is None else llm_base_url
+    if "timeout" in given:
+        attempt_timeout = given["timeout"]
+    return llm_base_url, attempt_timeout
+
+
+@dataclass(frozen=True)
+class AskNotice:
+    """A request about to go to the LLM (or a reply replayed from the cache instead); `str()`
+    gives one line for people."""
+
+    model: str
+    where: str | None  # the server's URL, or None for the provider's own
+    attempt: int = 1  # 2 and on: a correction request after an answer that was no layout
+    problem: str = ""  # what was wrong with the previous answer
+    cached: bool = False
+
+    def __str__(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        if self.cached:
+            return f"{self.model}{at}: a cached reply, nothing asked"
+        if self.attempt > 1:
+            return f"asking {self.model}{at} again (its answer was no layout: {self.problem})"
+        return f"asking {self.model}{at}"
+
+
 @dataclass
 class PlanResult:
     """An accepted layout, the raw reply it was read from, and how it was obtained."""
@@ -69,20 +115,26 @@ class Planner:
     """Plans and edits layouts with an LLM through litellm.
 
     `model` is a litellm model string (`gpt-4.1-mini`, `anthropic/...`, `ollama/...`, or
-    `openai/NAME` with `api_base` for any OpenAI-compatible server); default `$LMD_LLM`, else
-    `DEFAULT_LLM`. `api_base` defaults to `$LMD_LLM_BASE_URL`. `cache` is True (the default
-    folder), a folder, or False. Transport errors, timeouts, 429 and 5xx are retried
+    `openai/NAME` with `llm_base_url` for any OpenAI-compatible server); default `$LMD_LLM`,
+    else `DEFAULT_LLM`. `llm_base_url` defaults to `$LMD_LLM_BASE_URL`. `cache` is True (the
+    default folder), a folder, or False. Transport errors, timeouts, 429 and 5xx are retried
     `max_retries` times with exponential backoff starting at `retry_wait` seconds (or the
     server's `Retry-After`), and `on_retry(notice)` hears of each retry (a `RetryNotice`);
-    `timeout` bounds each attempt and `llm_timeout` the whole request, retries and waits
-    included. An unreadable reply, or one over `max_reply_chars`, is sent back (an excerpt)
-    with the parse error, at most `max_repairs` times.
+    `attempt_timeout` bounds each attempt and `llm_timeout` the whole request, retries and
+    waits included. `on_ask(notice)` hears of every request before it is sent, and of every
+    reply replayed from the cache (an `AskNotice`). An unreadable reply, or one over
+    `max_reply_chars`, is sent back (an excerpt) with the parse error, at most `max_repairs`
+    times.
+
+    `llm_base_url` and `llm_timeout` are the names `generate()` and the CLI use
+    (`--llm-base-url`, `--llm-timeout`); the old keywords `api_base` and `timeout` still work
+    for this release, with a `DeprecationWarning`.
     """
 
     def __init__(
         self,
         model: str | None = None,
-        api_base: str | None = None,
+        llm_base_url: str | None = None,
         api_key: str | None = None,
         temperature: float = 0.25,
         max_tokens: int = 900,
@@ -90,27 +142,34 @@ class Planner:
         template_dir: str | Path | None = None,
         max_repairs: int = 2,
         max_retries: int = 4,
-        timeout: float = 60.0,
+        attempt_timeout: float = 60.0,
         retry_wait: float = 1.0,
         llm_timeout: float = 120.0,
         max_reply_chars: int = MAX_REPLY_CHARS,
         on_retry: Callable[[RetryNotice], None] | None = None,
+        on_ask: Callable[[AskNotice], None] | None = None,
+        **renamed: Any,
     ):
-        # 1. Check inputs
-        api_base = api_base if api_base is not None else os.environ.get("LMD_LLM_BASE_URL")
-        if api_base:
-            url = urlsplit(api_base)
+        # 1. Check inputs (the keywords renamed in 0.x still work, with a warning)
+        llm_base_url, attempt_timeout = _renamed(renamed, llm_base_url, attempt_timeout)
+        if llm_base_url is None:
+            llm_base_url = os.environ.get("LMD_LLM_BASE_URL")
+        if llm_base_url:
+            url = urlsplit(llm_base_url)
             if url.scheme not in ("http", "https") or not url.netloc:
                 raise ValueError(
                     f"the LLM base URL must be an http(s) URL such as "
-                    f"http://localhost:8000/v1, got {api_base!r}"
+                    f"http://localhost:8000/v1, got {llm_base_url!r}"
                 )
         if max_repairs < 0 or max_retries < 0:
             raise ValueError(
                 f"`max_repairs` and `max_retries` must be >= 0, got {max_repairs} and {max_retries}"
             )
-        if max_tokens <= 0 or timeout <= 0:
-            raise ValueError(f"`max_tokens` and `timeout` must be > 0, got {max_tokens}, {timeout}")
+        if max_tokens <= 0 or not attempt_timeout > 0:
+            raise ValueError(
+                f"`max_tokens` and `attempt_timeout` must be > 0, got {max_tokens}, "
+                f"{attempt_timeout}"
+            )
         if not llm_timeout > 0 or max_reply_chars <= 0:
             raise ValueError(
                 f"`llm_timeout` and `max_reply_chars` must be > 0, "
@@ -118,17 +177,18 @@ class Planner:
             )
         # 2. Settings
         self.model = model or default_llm()
-        self.api_base = api_base or None
+        self.llm_base_url = llm_base_url or None
         self.api_key = api_key
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_repairs = max_repairs
         self.max_retries = max_retries
-        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
         self.retry_wait = retry_wait
         self.llm_timeout = llm_timeout
         self.max_reply_chars = max_reply_chars
         self.on_retry = on_retry
+        self.on_ask = on_ask
         self._language_noted = False
         # 3. Template and cache
         self.template = load_template(template_dir)
@@ -136,8 +196,20 @@ class Planner:
             cache = default_cache_dir() / "llm"
         self.cache = ReplyCache(cache) if cache else None
 
+    @property
+    def api_base(self) -> str | None:
+        """Deprecated name of `llm_base_url`."""
+        warnings.warn(RENAMED["api_base"], DeprecationWarning, stacklevel=2)
+        return self.llm_base_url
+
+    @property
+    def timeout(self) -> float:
+        """Deprecated name of `attempt_timeout`."""
+        warnings.warn(RENAMED["timeout"], DeprecationWarning, stacklevel=2)
+        return self.attempt_timeout
+
     def __repr__(self) -> str:
-        return f"Planner(model={self.model!r}, api_base={self.api_base!r})"
+        return f"Planner(model={self.model!r}, llm_base_url={self.llm_base_url!r})"
 
     # --- public API ---------------------------------------------------------------------
 
@@ -166,8 +238,8 @@ class Planner:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
         )
-        if self.api_base:  # another server under the same model name is another model
-            parts["api_base"] = self.api_base.rstrip("/")
+        if self.llm_base_url:  # another server under the same model name is another model
+            parts["api_base"] = self.llm_base_url.rstrip("/")  # the key's name since 0.1
         if sample:
             parts["sample"] = sample
         return cache_key(**parts)
@@ -186,21 +258,24 @@ class Planner:
             except LayoutParseError:
                 pass  # a damaged entry: ask again and overwrite it
             else:
+                self._tell(AskNotice(self.model, self.llm_base_url, cached=True))
                 result = PlanResult(layout, reply, attempts=0, cached=True, warnings=notes)
                 return self._emit(result)
         # 2. Ask, sending parse errors back as correction requests (quoting an excerpt)
         conversation = list(messages)
-        problem = ""
+        problem = reply = ""
         attempts = self.max_repairs + 1
         for attempt in range(1, attempts + 1):
-            reply = self._ask(conversation)
+            reply = self._ask(
+                conversation, AskNotice(self.model, self.llm_base_url, attempt, problem)
+            )
             try:
                 layout, notes = self._read(reply)
             except LayoutParseError as e:
-                problem = clip(str(e), 500)
+                problem = clip(str(e), 300)
                 conversation += [
                     {"role": "assistant", "content": excerpt(reply, EXCERPT_CHARS)},
-                    {"role": "user", "content": CORRECTION.format(error=problem)},
+                    {"role": "user", "content": CORRECTION.format(error=clip(e.for_llm, 500))},
                 ]
                 continue
             # 3. Keep it for replay, unless clipping took every box it had
@@ -212,19 +287,17 @@ class Planner:
                     warnings.warn(f"could not cache the LLM reply: {e}", RuntimeWarning, 2)
             result = PlanResult(layout, reply, attempts=attempt, cached=False, warnings=notes)
             return self._emit(result)
-        raise PlannerError(
-            f"{self.model} gave no readable layout in {attempts} attempts "
-            f"({attempts - 1} correction requests); last problem: {problem}",
-            attempts=attempts,
-        )
+        raise PlannerError(no_layout(self.model, attempts, problem, reply), attempts=attempts)
 
     # --- talking to the LLM -------------------------------------------------------------
 
-    def _ask(self, messages: list[dict]) -> str:
-        """One reply's text; transport problems retried within the deadline, else raised."""
+    def _ask(self, messages: list[dict], notice: AskNotice) -> str:
+        """One reply's text (`notice` told first); transport problems retried within the
+        deadline, else raised."""
         litellm = _litellm()
         model, api_key = self._credentials(litellm)
-        where = self.api_base or self.model
+        self._tell(notice)
+        where = self.llm_base_url or self.model
         deadline = time.monotonic() + self.llm_timeout
         outcome = Outcome()
 
@@ -235,9 +308,9 @@ class Planner:
             return within(
                 left,
                 lambda: litellm.acompletion(
-                    model=model, messages=messages, api_base=self.api_base, api_key=api_key,
+                    model=model, messages=messages, api_base=self.llm_base_url, api_key=api_key,
                     temperature=self.temperature, max_tokens=self.max_tokens,
-                    timeout=self.timeout, num_retries=0, max_retries=0,
+                    timeout=self.attempt_timeout, num_retries=0, max_retries=0,
                     drop_params=True,
                 ),
             )  # fmt: skip
@@ -271,11 +344,11 @@ class Planner:
         try:
             provider = litellm.get_llm_provider(model)[1]
         except Exception:
-            if not self.api_base:
+            if not self.llm_base_url:
                 raise LLMUnavailableError(
                     f"unknown LLM {model!r}: use a litellm model string such as "
                     f"'gpt-4.1-mini', 'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3', "
-                    f"or 'openai/NAME' with `api_base` (or $LMD_LLM_BASE_URL)"
+                    f"or 'openai/NAME' with `llm_base_url` (or $LMD_LLM_BASE_URL)"
                 ) from None
             model, provider = f"openai/{model}", "openai"
         if api_key is None and provider in KEYLESS_PROVIDERS:
@@ -283,21 +356,26 @@ class Planner:
         if api_key is None:
             env = litellm.validate_environment(model=model)
             if not env.get("keys_in_environment", True):
-                if not self.api_base:
+                if not self.llm_base_url:
                     missing = " or ".join(env.get("missing_keys") or ["its API key"])
                     raise LLMUnavailableError(
-                        f"no API key for {provider}: set {missing} or use `api_base` "
+                        f"no API key for {provider}: set {missing} or use `llm_base_url` "
                         "(or $LMD_LLM_BASE_URL) for a server that needs none"
                     )
                 api_key = "no-key"  # local OpenAI-compatible servers accept any key
         return model, api_key
 
+    def _tell(self, notice: AskNotice) -> None:
+        if self.on_ask is not None:
+            self.on_ask(notice)
+
     def _read(self, reply: str) -> tuple[Layout, list[str]]:
         """Parse a reply (refusing one over `max_reply_chars`), collecting the parser's notes."""
         if len(reply) > self.max_reply_chars:
             raise LayoutParseError(
-                f"the answer is {len(reply):,} characters long, more than the "
-                f"{self.max_reply_chars:,} a layout may take; answer with the layout only"
+                f"it is {len(reply):,} characters long, more than the "
+                f"{self.max_reply_chars:,} a layout may take",
+                fix="answer with the layout only",
             )
         return _read(reply)
 
@@ -310,6 +388,17 @@ class Planner:
         for note in result.warnings:
             warnings.warn(note, LayoutWarning, stacklevel=3)
         return result
+
+
+def no_layout(model: str, attempts: int, problem: str, reply: str) -> str:
+    """Why planning failed, for people: what the LLM's last answer lacked and how it began."""
+    began = " ".join(reply.split())
+    began = f"; it began {clip(began, 80)!r}" if began else ""
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    return (
+        f"{model} answered {tries} but never with a layout lmd can read (its last answer: "
+        f"{problem}{began}); try again, say it differently, or use another LLM"
+    )
 
 
 def _read(reply: str) -> tuple[Layout, list[str]]:

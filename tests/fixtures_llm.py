@@ -202,7 +202,7 @@ def warm_litellm():
     server = ScriptedLLMServer()
     server.enqueue("Objects: []\nBackground prompt: a park", 500)
     planner = Planner(
-        model=TEST_MODEL, api_base=server.url, api_key=TEST_API_KEY, cache=False, max_retries=0
+        model=TEST_MODEL, llm_base_url=server.url, api_key=TEST_API_KEY, cache=False, max_retries=0
     )
     try:
         planner.plan("x")
@@ -227,11 +227,11 @@ def make_planner(llm_server, llm_cache_dir):
 
         settings = dict(
             model=TEST_MODEL,
-            api_base=llm_server.url,
+            llm_base_url=llm_server.url,
             api_key=TEST_API_KEY,
             cache=llm_cache_dir,
             retry_wait=0.001,
-            timeout=10.0,
+            attempt_timeout=10.0,
         )
         settings.update(kw)
         return Planner(**settings)

@@ -178,7 +178,8 @@ def test_failed_jobs_are_recorded_the_run_goes_on_and_retry_failed_redraws_them(
     summary = run_batch(prompts, out, planner=planner, settings=SETTINGS, renderer=renderer)
     assert (summary.done, summary.failed) == (1, 3)
     errors = {f["job"]: f for f in summary.failures}
-    assert errors["00001/r0"]["stage"] == "plan" and "3 attempts" in errors["00001/r0"]["error"]
+    assert errors["00001/r0"]["stage"] == "plan"
+    assert "answered 3 times" in errors["00001/r0"]["error"]
     assert errors["00002/r0"]["stage"] == "plan" and "background" in errors["00002/r0"]["error"]
     assert errors["00003/r0"]["stage"] == "render"
     assert "out of memory" in errors["00003/r0"]["error"]

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from lmd.cli import run
+from lmd.cli.chat import REDRAWN
 from tests.sketch_renderer import SketchRenderer
 
 CAT_DOG = (
@@ -43,7 +44,7 @@ class SketchModels:
 @pytest.fixture
 def chat(llm_env, monkeypatch, capsys):
     SketchModels.made = []
-    monkeypatch.setattr("lmd.cli.chat._LazyRenderer", SketchModels)
+    monkeypatch.setattr("lmd.cli.chat.LazyRenderer", SketchModels)
 
     def chat(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
@@ -104,19 +105,41 @@ def test_a_resumed_session_keeps_its_settings_unless_a_flag_overrides_one(chat, 
     assert chat("-o", str(folder), *TINY, "--height", "256", stdin="a cat and a dog\n")[0] == 0
     saved = json.loads((folder / "session.json").read_text())["meta"]
     assert saved == {"model": "random:tiny", "method": "lmd", "steps": 4, "height": 256,
-                     "width": None}  # fmt: skip
+                     "width": None, "llm": "openai/test-model",
+                     "llm_base_url": llm_env.url}  # fmt: skip
     session = ["--session", str(folder / "session.json")]
     code, _, err = chat(*session, stdin="move the dog up\n")
     assert code == 0, err
     kept = SketchModels.made[-1].settings
     assert (kept.model, kept.steps, kept.height) == ("random:tiny", 4, 256)
-    assert "note:" not in err
+    assert [line for line in err.splitlines() if line.startswith("note:")] == [REDRAWN]
     code, _, err = chat(*session, "--steps", "8", "--model", "random:tiny", stdin="a\n")
     changed = SketchModels.made[-1].settings
     assert (changed.model, changed.steps, changed.height) == ("random:tiny", 8, 256)
-    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    notes = [line for line in err.splitlines() if line.startswith("note:") and line != REDRAWN]
     assert len(notes) == 1 and notes[0].startswith("note: --steps 8 overrides the session's 4")
     assert json.loads((folder / "session.json").read_text())["meta"]["steps"] == 4
+
+
+def test_a_resumed_session_talks_to_its_own_llm(chat, llm_env, tmp_path, monkeypatch):
+    """Without --llm a resumed session asks the LLM it was started with, not the default (and
+    never stores an API key)."""
+    folder = tmp_path / "c"
+    llm_env.enqueue(CAT_DOG, DOG_UP, DOG_UP)
+    argv = ["--llm", "openai/session-model", "--llm-base-url", llm_env.url]
+    assert chat("-o", str(folder), *TINY, *argv, stdin="a cat and a dog\n")[0] == 0
+    monkeypatch.setenv("LMD_LLM", "gpt-4.1-mini")  # the default elsewhere: not this session's
+    monkeypatch.setenv("LMD_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    session = ["--session", str(folder / "session.json")]
+    code, _, err = chat(*session, stdin="move the dog up\n")
+    assert code == 0, err
+    assert [r["model"] for r in llm_env.requests] == ["session-model", "session-model"]
+    assert f"LLM openai/session-model at {llm_env.url})" in err.splitlines()[0]
+    assert err.splitlines()[1].startswith("note: the next picture draws every object again")
+    assert "sk-" not in (folder / "session.json").read_text()
+    code, _, err = chat(*session, "--llm", "openai/other", stdin="move the dog up\n")
+    assert code == 0 and llm_env.requests[-1]["model"] == "other"
+    assert "note: --llm openai/other overrides the session's openai/session-model" in err
 
 
 def test_models_load_before_the_llm_is_asked(chat, llm_env, tmp_path):

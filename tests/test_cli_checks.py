@@ -30,7 +30,8 @@ def test_generate_prints_the_layout_before_the_models_load(llm_env, monkeypatch,
     monkeypatch.setattr(sys, "stderr", both)
     assert run(["generate", "a cat", "-o", str(tmp_path / "out"), *TINY]) == 0
     lines = both.getvalue().splitlines()
-    assert lines[:4] == [
+    assert lines[:5] == [
+        f"asking openai/test-model at {llm_env.url} ...",
         "Objects: [('a grey cat', [40, 260, 160, 160])]",
         "Background prompt: A realistic photo of a park",
         "Negative prompt: ",

@@ -16,7 +16,8 @@ def test_each_retry_is_a_note_line_on_stderr(llm_env, capsys, warm_litellm):
     out, err = capsys.readouterr()
     assert out.startswith("Objects: [('a cat'")
     assert err.splitlines() == [
-        f"note: the LLM at {llm_env.url} failed (scripted HTTP 503); retry 1 of 4 in 1.0 s"
+        f"asking openai/test-model at {llm_env.url} ...",
+        f"note: the LLM at {llm_env.url} failed (scripted HTTP 503); retry 1 of 4 in 1.0 s",
     ]
 
 
@@ -26,6 +27,7 @@ def test_a_silent_server_ends_at_the_llm_timeout_in_one_line(llm_env, capsys, wa
     assert run(["plan", "a cat", "--no-cache", "--llm-timeout", "1.5"]) == 1
     assert time.monotonic() - start < 1.5 + 3.0
     assert capsys.readouterr().err == (
+        f"asking openai/test-model at {llm_env.url} ...\n"
         f"error: no answer from the LLM at {llm_env.url} within the 1.5 s deadline (1 try); "
         "last error: no complete answer within 1.5 s\n"
     )

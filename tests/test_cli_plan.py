@@ -52,8 +52,14 @@ def test_plan_text_mode_says_where_it_saved(llm_env, capsys, tmp_path):
 def test_plan_replays_from_cache_and_no_cache_asks_again(llm_env, capsys):
     llm_env.enqueue(GOOD, GOOD.replace("dogs", "birds"))
     run(["plan", "two cats"])
-    first = capsys.readouterr().out
-    assert run(["plan", "two cats"]) == 0 and capsys.readouterr().out == first
+    first, err = capsys.readouterr()
+    assert err.startswith(f"asking openai/test-model at {llm_env.url} ...\n")  # first
+    assert run(["plan", "two cats"]) == 0
+    out, err = capsys.readouterr()
+    assert out == first and err.startswith(
+        f"openai/test-model at {llm_env.url}: a cached reply, nothing asked "
+        "(--no-cache asks again)\n"
+    )
     assert len(llm_env.requests) == 1
     assert run(["plan", "two cats", "--no-cache"]) == 0
     assert "Negative prompt: birds" in capsys.readouterr().out
@@ -73,8 +79,10 @@ def test_errors_are_one_line(llm_env, monkeypatch, capsys):
     monkeypatch.setenv("LMD_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     assert run(["plan", "a cat", "--llm-retries", "0"]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("error: could not reach the LLM at http://127.0.0.1:9/v1")
-    assert err.count("\n") == 1
+    asking, error = err.splitlines()
+    assert asking == "asking openai/test-model at http://127.0.0.1:9/v1 ..."
+    assert out == "" and error.startswith("error: could not reach the LLM at http://127.0.0.1:9/v1")
+    assert err.count("\n") == 2  # the request, then what became of it
 
     assert run(["plan", "a cat", "--llm-base-url", "localhost:8000"]) == 1
     assert capsys.readouterr().err.startswith("error: the LLM base URL must be an http(s) URL")
@@ -97,7 +105,7 @@ def test_the_python_api_names_its_own_arguments(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(LLMUnavailableError) as info:
         Planner(model="gpt-4.1-mini", cache=False).plan("a cat")
-    assert "`api_base`" in str(info.value) and "--" not in str(info.value)
+    assert "`llm_base_url`" in str(info.value) and "--" not in str(info.value)
 
 
 def test_ollama_needs_no_key(llm_env, monkeypatch, capsys):
@@ -106,7 +114,7 @@ def test_ollama_needs_no_key(llm_env, monkeypatch, capsys):
     argv = ["plan", "a cat", "--llm", "ollama/llama3.1", "--llm-retries", "0", "--no-cache"]
     assert run(argv) == 1  # no Ollama runs here: it gets as far as trying localhost:11434
     err = capsys.readouterr().err
-    assert err.startswith("error: could not reach the LLM at ollama/llama3.1"), err
+    assert err.splitlines()[1].startswith("error: could not reach the LLM at ollama/llama3.1"), err
     assert "key" not in err
 
 
@@ -114,7 +122,14 @@ def test_garbage_forever_is_one_line_naming_the_attempts(llm_env, capsys):
     llm_env.default = "I cannot draw."
     assert run(["plan", "a cat"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: openai/test-model gave no readable layout in 3 attempts")
+    asking = [line for line in err.splitlines() if line.startswith("asking ")]
+    assert len(asking) == 3 and asking[1].startswith(
+        f"asking openai/test-model at {llm_env.url} again (its answer was no layout: no 'Back"
+    )
+    assert err.splitlines()[-1].startswith(
+        "error: openai/test-model answered 3 times but never with a layout"
+    )
+    assert "end the answer" not in err  # the advice to the LLM is not for the user
 
 
 def test_python_dash_m_lmd_plan_json(llm_env, tmp_path):

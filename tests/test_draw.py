@@ -24,9 +24,10 @@ def layout(*boxes, negative=""):
 
 @pytest.fixture
 def no_system_fonts(monkeypatch):
-    """A machine without any font file: only Pillow's own font is left."""
+    """A machine without any font file, and lmd without its own: only Pillow's font is left."""
     monkeypatch.setattr(fonts_module, "SYSTEM_FONTS", ())
     monkeypatch.setattr(fonts_module, "LATIN_FONTS", ())
+    monkeypatch.setattr(fonts_module, "SHIPPED_FONTS", ())
     monkeypatch.setattr(fonts_module, "_fc_match_cjk", lambda: None)
     monkeypatch.delenv(fonts_module.FONT_ENV, raising=False)
 
@@ -48,8 +49,10 @@ def test_lmd_font_names_a_font_to_use(no_system_fonts, monkeypatch):
     assert Path(font_for(CAT, 20).path) == CJK_FONT
 
 
-def test_without_any_cjk_font_a_label_still_draws(no_system_fonts):
-    image = draw(layout((CAT, 100, 100, 300, 300), ("ねこ", 0, 0, 50, 50)))
+def test_without_any_cjk_font_a_label_still_draws(no_system_fonts, monkeypatch):
+    monkeypatch.setattr(fonts_module, "_warned", set())
+    with pytest.warns(fonts_module.FontWarning, match="CJK, Hiragana"):  # and says so, once
+        image = draw(layout((CAT, 100, 100, 300, 300), ("ねこ", 0, 0, 50, 50)))
     assert image.size == (512, 512)
 
 
@@ -71,7 +74,7 @@ def test_labels_of_boxes_in_the_same_place_do_not_overlap():
     placed = []
     for i in range(6):
         box = (100 + i, 100 + i, 300 + i, 300 + i)
-        rect = place_label(pen, f"a cat {i + 1}", font, box, placed, (512, 512), 3)
+        rect = place_label(pen, [(f"a cat {i + 1}", font)], box, placed, (512, 512), 3)
         assert all(0 <= v <= 512 for v in rect)
         assert not any(
             rect[0] < o[2] and o[0] < rect[2] and rect[1] < o[3] and o[1] < rect[3] for o in placed

@@ -100,6 +100,7 @@ def test_near_miss_replies_only_ever_raise_layout_parse_error(text):
     _parses_or_raises_layout_parse_error(text)
 
 
+@pytest.mark.filterwarnings("ignore::lmd.layouts.FontWarning")  # random text: unknown scripts
 @given(layouts())
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_draw_paints_every_box_on_a_canvas_of_the_layout_size(layout):

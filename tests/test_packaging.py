@@ -41,6 +41,8 @@ def test_the_wheel_holds_every_module_under_lmd(wheel):
     templates = [n for n in names if n.startswith("lmd/prompts/templates/")]
     assert any(n.endswith("instructions.txt") for n in templates)
     assert any(n.startswith("lmd/configs/") and n.endswith(".json") for n in names)
+    fonts = {n.removeprefix("lmd/layouts/fonts/") for n in names if "/fonts/" in n}
+    assert {p.name for p in (ROOT / "layouts" / "fonts").iterdir()} <= fonts  # and OFL.txt
 
 
 def test_installing_the_wheel_adds_only_lmd(wheel, tmp_path):

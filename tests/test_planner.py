@@ -52,7 +52,7 @@ def test_server_errors_and_rate_limits_are_retried(llm_server, make_planner):
 def test_timeouts_are_retried(llm_server, make_planner):
     llm_server.enqueue(GOOD, delay=1.5)
     llm_server.enqueue(GOOD)
-    assert make_planner(timeout=0.3).plan("a cat and a dog") == CAT_AND_DOG
+    assert make_planner(attempt_timeout=0.3).plan("a cat and a dog") == CAT_AND_DOG
     assert len(llm_server.requests) == 2
 
 
@@ -77,14 +77,28 @@ def test_garbage_then_a_repaired_reply(llm_server, make_planner):
 
 def test_garbage_forever_raises_planner_error_with_the_attempt_count(llm_server, make_planner):
     llm_server.default = "Objects: [('a cat', [1, 2, 3])]\nBackground prompt: a lawn"
-    with pytest.raises(PlannerError, match="3 attempts") as info:
+    with pytest.raises(PlannerError, match="answered 3 times") as info:
         make_planner().plan("a cat")
     assert info.value.attempts == 3
     assert "needs a box of 4 numbers" in str(info.value)
     assert not isinstance(info.value, LLMUnavailableError)
     assert len(llm_server.requests) == 3
-    with pytest.raises(PlannerError, match="1 attempts"):
+    with pytest.raises(PlannerError, match="answered once"):
         make_planner(max_repairs=0).plan("a dog")
+
+
+def test_a_failure_says_what_went_wrong_in_words_for_people(llm_server, make_planner):
+    """What is written for the LLM (how to answer) goes to the LLM, never into the error."""
+    llm_server.default = "I'm sorry, I can't draw that."
+    with pytest.raises(PlannerError) as info:
+        make_planner(max_repairs=1).plan("a cat")
+    message = str(info.value)
+    correction = llm_server.messages[1][-1]["content"]
+    assert "end the answer with a 'Background prompt: ...' line" in correction  # for the LLM
+    assert "end the answer" not in message and "Answer again" not in message
+    assert "no 'Background prompt:' line" in message  # what was wrong
+    assert "it began \"I'm sorry, I can't draw that.\"" in message  # what the LLM said
+    assert message.endswith("try again, say it differently, or use another LLM")
 
 
 def test_cache_replays_without_the_server(llm_server, make_planner):
@@ -175,17 +189,17 @@ def test_rejected_key_is_not_retried(llm_server, make_planner, capsys):
 
 def test_bad_base_url_is_refused_up_front():
     with pytest.raises(ValueError, match="http\\(s\\) URL"):
-        Planner(model="openai/x", api_base="localhost:8000", cache=False)
+        Planner(model="openai/x", llm_base_url="localhost:8000", cache=False)
 
 
 def test_environment_defaults(monkeypatch, llm_server, tmp_path):
-    monkeypatch.setenv("LMD_LLM", "local-model")  # no provider prefix: served by api_base
+    monkeypatch.setenv("LMD_LLM", "local-model")  # no provider prefix: served by llm_base_url
     monkeypatch.setenv("LMD_LLM_BASE_URL", llm_server.url)
     monkeypatch.setenv("LMD_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     llm_server.enqueue(GOOD)
     planner = Planner(retry_wait=0.001)
-    assert (planner.model, planner.api_base) == ("local-model", llm_server.url)
+    assert (planner.model, planner.llm_base_url) == ("local-model", llm_server.url)
     assert planner.plan("a cat and a dog") == CAT_AND_DOG
     assert llm_server.requests[0]["model"] == "local-model"
     assert list((tmp_path / "c" / "llm").rglob("*.json"))
@@ -197,3 +211,26 @@ def test_unwritable_cache_warns_but_returns_the_layout(llm_server, make_planner,
     llm_server.enqueue(GOOD)
     with pytest.warns(RuntimeWarning, match="could not cache"):
         assert make_planner(cache=blocker).plan("a cat and a dog") == CAT_AND_DOG
+
+
+def test_one_name_per_thing_old_keywords_warn_for_one_release(llm_server, monkeypatch):
+    """`llm_base_url` and `llm_timeout` as in `generate()` and the CLI; `attempt_timeout` for
+    each attempt. `api_base=` and `timeout=` still work, with a DeprecationWarning."""
+    import inspect
+
+    from lmd.prompts import Planner
+
+    from lmd import generate
+
+    shared = {"llm_base_url", "llm_timeout"}
+    assert shared <= set(inspect.signature(Planner).parameters)
+    assert shared <= set(inspect.signature(generate).parameters)
+    with pytest.warns(DeprecationWarning, match=r"Planner\(llm_base_url=\.\.\.\)"):
+        old = Planner(model="openai/x", api_base=llm_server.url, cache=False)
+    with pytest.warns(DeprecationWarning, match=r"Planner\(attempt_timeout=\.\.\.\)"):
+        slow = Planner(model="openai/x", timeout=7.0, cache=False)
+    assert old.llm_base_url == llm_server.url and slow.attempt_timeout == 7.0
+    with pytest.warns(DeprecationWarning):
+        assert old.api_base == llm_server.url
+    with pytest.raises(TypeError, match="'api_bse'"):
+        Planner(model="openai/x", api_bse="http://x", cache=False)

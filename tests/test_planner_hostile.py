@@ -34,14 +34,14 @@ def _fails_within(planner, seconds: float) -> tuple[str, float]:
 
 def test_a_silent_server_fails_within_the_deadline(llm_server, make_planner):
     llm_server.default = SILENT
-    message, took = _fails_within(make_planner(timeout=30, llm_timeout=1.5), 1.5)
+    message, took = _fails_within(make_planner(attempt_timeout=30, llm_timeout=1.5), 1.5)
     assert took >= 1.4
     assert "within the 1.5 s deadline" in message and "1 try" in message
 
 
 def test_a_trickling_server_fails_within_the_deadline(llm_server, make_planner):
     llm_server.default = Trickle(GOOD, interval=0.2)  # ~600 bytes: two minutes to send
-    message, took = _fails_within(make_planner(timeout=30, llm_timeout=1.5), 1.5)
+    message, took = _fails_within(make_planner(attempt_timeout=30, llm_timeout=1.5), 1.5)
     assert took >= 1.4 and "within the 1.5 s deadline" in message
 
 
@@ -127,8 +127,8 @@ def test_the_cache_key_includes_the_server(llm_server, make_planner):
         llm_server.default = GOOD
         other.default = GOOD.replace("a dog", "a fox")
         assert make_planner().plan("a cat").names == ["a cat", "a dog"]
-        assert make_planner(api_base=other.url).plan("a cat").names == ["a cat", "a fox"]
-        assert make_planner(api_base=other.url + "/").plan("a cat").names == ["a cat", "a fox"]
+        assert make_planner(llm_base_url=other.url).plan("a cat").names == ["a cat", "a fox"]
+        assert make_planner(llm_base_url=other.url + "/").plan("a cat").names == ["a cat", "a fox"]
         assert len(other.requests) == 1 and len(llm_server.requests) == 1
     finally:
         other.stop()

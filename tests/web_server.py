@@ -100,7 +100,7 @@ class WebServer:
 
         def planner(model, base_url):
             return Planner(
-                model=model, api_base=base_url, api_key=TEST_API_KEY, cache=False,
+                model=model, llm_base_url=base_url, api_key=TEST_API_KEY, cache=False,
                 retry_wait=0.001, max_retries=1, timeout=10.0,
             )  # fmt: skip
 

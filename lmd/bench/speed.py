@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -112,8 +113,12 @@ def bench_speed(
     progress=None,
     paper: bool = False,
     method: str | Method = "lmd",
+    on_run: Callable[[str], None] | None = None,
 ) -> SpeedReport:
-    """Draw the same `boxes`-object layout with `sd` and `method`; time and count both."""
+    """Draw the same `boxes`-object layout with `sd` and `method`; time and count both.
+
+    `on_run(method)` is told before each timed render starts (after loading and warm-up).
+    """
     from lmd.controller import Controller, LMDConfig
     from lmd.models import load_pipeline
 
@@ -133,6 +138,8 @@ def bench_speed(
     )
     runs = []
     for drawn in ("sd", method):
+        if on_run is not None:
+            on_run(getattr(drawn, "name", drawn))
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
             torch.cuda.reset_peak_memory_stats(torch_device)

@@ -44,6 +44,7 @@ def run(argv: list[str] | None = None) -> int:
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
         ignore_library_warnings()
+    _show_font_warnings()
     exceptions = click_module().exceptions
     import typer
 
@@ -69,12 +70,32 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("LMD_DEBUG"):
             raise
         print(f"error: {for_the_cli(one_line(e))}", file=sys.stderr)
+        for line in getattr(e, "details", ()):  # the line of a file that is wrong, a caret
+            print(line, file=sys.stderr)
         return 1
     # Non-standalone typer returns a command's `typer.Exit` code (newer ones: Ctrl-C's 130).
     code = code if isinstance(code, int) else 0
     if code == INTERRUPTED:
         print("interrupted", file=sys.stderr)
     return code
+
+
+def _show_font_warnings() -> None:
+    """A `FontWarning` (a label no font here draws) as one `warning: ...` line on stderr."""
+    from lmd.layouts import FontWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "lmd", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FontWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.lmd = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def main() -> None:

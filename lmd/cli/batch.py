@@ -10,7 +10,7 @@ import typer
 
 from lmd.cli.app import app
 from lmd.cli.options import LlmOptions, llm_options, render_options, seed_option
-from lmd.cli.progress import Bars
+from lmd.cli.progress import EVERY, Bars, Count, say_loading
 from lmd.settings import RenderSettings
 
 BATCH_PANEL = "Batch"
@@ -83,7 +83,7 @@ def batch_command(
     if procs.is_main and (notice := single_cpu_notice()):
         print(f"note: {notice}", file=sys.stderr)
     bars = Bars(disable=procs.count > 1 or None)
-    job_bar = _JobBar(procs)
+    job_bar = _JobBar(procs, settings, bars)
 
     try:
         summary = run_batch(
@@ -103,43 +103,39 @@ def batch_command(
 
 
 class _JobBar:
-    """One job bar per process (stacked by process index)."""
+    """One job count per process (bars stacked by process index; lines off a terminal)."""
 
-    def __init__(self, procs):
+    def __init__(self, procs, settings, bars):
         self.procs = procs
-        self.bar = None
+        self.settings = settings
+        self.bars = bars
+        self.count = None
 
     def start(self, total: int) -> None:
-        from tqdm import tqdm
-
+        if total and self.procs.is_main:  # the models load next: say so, not minutes of silence
+            say_loading(self.settings)
         desc = f"process {self.procs.index}" if self.procs.count > 1 else "jobs"
-        self.bar = tqdm(
-            total=total, desc=desc, unit="job", position=self.procs.index, file=sys.stderr,
-            dynamic_ncols=True, leave=True,
-        )  # fmt: skip
+        self.count = Count(total, desc, "job", position=self.procs.index)
 
     def step(self, job, state: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{job.name} {state}", refresh=False)
-            self.bar.update(1)
+        if self.count is not None:
+            self.count.update(self.count.done + 1, f"{job.name} {state}")
+        self.bars.begin()  # the next job's phases are timed from here
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.count is not None:
+            self.count.close()
 
 
 def _plan_bar(procs):
-    from tqdm import tqdm
-
     state: dict = {}
 
     def progress(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc="stage 1", unit="prompt", file=sys.stderr)
-        bar = state["bar"]
-        bar.update(done - bar.n)
+        if "count" not in state:
+            state["count"] = Count(total, "stage 1", "prompt", every=EVERY)
+        state["count"].update(done)
         if done >= total:
-            bar.close()
+            state["count"].close()
 
     return progress if procs.is_main else None
 

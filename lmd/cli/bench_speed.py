@@ -8,7 +8,7 @@ import typer
 
 from lmd.cli.app import bench_app
 from lmd.cli.options import render_options
-from lmd.cli.progress import Bars
+from lmd.cli.progress import Bars, say
 from lmd.settings import RenderSettings
 
 SPEED_SETTINGS = (
@@ -44,12 +44,19 @@ def speed_command(
             flush=True,
         )
 
+    say(f"loading model {model} ...")
     bars = Bars()
+
+    def timing(name: str) -> None:
+        say(f"timing {name} ...")
+        bars.begin()
+
     try:
         report = bench_speed(
             model, boxes=boxes, steps=steps, device=device, dtype=settings.dtype,
             height=settings.height, width=settings.width, worst_case=worst_case, progress=bars,
             paper=settings.paper, method=settings.drawing_method(),
+            on_run=timing,
         )  # fmt: skip
     finally:
         bars.close()

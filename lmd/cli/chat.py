@@ -9,13 +9,20 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
+from lmd.cli.errors import FLAGS
 from lmd.cli.options import LlmOptions, given, llm_options, render_options, seed_option
-from lmd.cli.progress import Bars, load_renderer
-from lmd.settings import SETTINGS, RenderSettings
+from lmd.cli.progress import Bars, LazyRenderer
+from lmd.settings import RenderSettings
 
 DEFAULT_FOLDER = Path("lmd-chat")
 KEPT = ("model", "method", "steps", "height", "width")
 """Settings a session keeps: a resumed session draws with them unless a flag overrides one."""
+REDRAWN = (
+    "note: the next picture draws every object again (the per-object work of earlier runs is "
+    "kept in memory, not in the session); after it, only what changes is redrawn"
+)
+LLM_KEPT = ("llm", "llm_base_url")
+"""The LLM a session talks to, kept the same way (its API key never is)."""
 _TURN_FILE = re.compile(r"turn-(\d+)\.png")
 SESSION_HELP = "Session file: resumed if it exists, else created. Default: OUTPUT_DIR/session.json."
 OUT_HELP = "Folder for the pictures (default: the session's folder, else ./lmd-chat)."
@@ -34,8 +41,8 @@ def chat_command(
 ) -> None:
     """Chat to make and edit a picture: one request per line; /help lists the commands.
 
-    A resumed session keeps the model, method, steps and size it was started with; a flag
-    given now overrides that setting for this run (and says so).
+    A resumed session keeps the model, method, steps, size and LLM (--llm, --llm-base-url) it
+    was started with; a flag given now overrides that setting for this run (and says so).
     """
     from lmd.api import check_out_dir
     from lmd.conversation import Conversation, Session, run_repl
@@ -52,17 +59,27 @@ def chat_command(
     flags = given(*KEPT)
     kept = {k: v for k, v in (saved.meta if saved else {}).items() if k in KEPT}
     settings = settings.replace(**{k: v for k, v in kept.items() if k not in flags}).check()
-    planner = llm_options.planner()
+    asked = {"llm": llm_options.llm, "llm_base_url": llm_options.llm_base_url}
+    talked = {k: v for k, v in (saved.meta if saved else {}).items() if k in LLM_KEPT}
+    planner = llm_options.planner(
+        *(asked[k] if asked[k] is not None else talked.get(k) for k in LLM_KEPT)
+    )
     meta = {k: getattr(settings, k) for k in KEPT}
-    renderer = _LazyRenderer(settings)
+    meta.update(llm=planner.model, llm_base_url=planner.llm_base_url)  # never the API key
+    renderer = LazyRenderer(settings)
     conversation = Conversation.open(
         session_path, planner, renderer, out_dir=out_dir, seed=seed, meta=meta
     )
     if saved is not None:
-        print(f"resumed {session_path} ({len(conversation.turns)} turns); /help for commands",
-              file=sys.stderr)  # fmt: skip
-        for line in _changes(kept, {k: getattr(settings, k) for k in flags}):
+        at = f" at {planner.llm_base_url}" if planner.llm_base_url else ""
+        print(f"resumed {session_path} ({len(conversation.turns)} turns, LLM {planner.model}"
+              f"{at}); /help for commands", file=sys.stderr)  # fmt: skip
+        overrides = {k: getattr(settings, k) for k in flags}
+        overrides.update({k: v for k, v in asked.items() if v is not None})
+        for line in _changes({**kept, **talked}, overrides):
             print(line, file=sys.stderr)
+        if conversation.turns:
+            print(REDRAWN, file=sys.stderr)
     else:
         print(f"new session {session_path} (seed {conversation.seed}): say what to draw; "
               "/help for commands", file=sys.stderr)  # fmt: skip
@@ -91,7 +108,7 @@ def _changes(kept: dict, flags: dict) -> list[str]:
         if key in kept and value != kept[key]:
             before = "the default" if kept[key] is None else str(kept[key])
             lines.append(
-                f"note: {SETTINGS[key].flag} {value} overrides the session's {before} for the "
+                f"note: {FLAGS[key]} {value} overrides the session's {before} for the "
                 "pictures drawn now"
             )
     return lines
@@ -113,20 +130,3 @@ def _check_no_other_session(out_dir: Path, renders: int, session_path: Path) -> 
             f"{session_path} would overwrite; choose another -o, or resume that session with "
             "--session"
         )
-
-
-class _LazyRenderer:
-    """Loads the models before the first picture, so `/help` or a bad session costs nothing."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self._renderer = None
-
-    def load(self) -> None:
-        """Load the models now (once), saying so; called before a request reaches the LLM."""
-        if self._renderer is None:
-            self._renderer = load_renderer(self.settings)
-
-    def __call__(self, request):
-        self.load()
-        return self._renderer(request)

@@ -26,6 +26,15 @@ from lmd.settings import PANEL, RenderSettings, Setting, more_than, setting, who
 
 LLM_PANEL = "LLM (stage 1)"
 
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace image.png, layout.json and layout.png in the folder (default: keep them "
+        "and number the new files image-001.png, layout-001.json, ...).",
+    ),
+]
+
 
 @dataclass(frozen=True)
 class LlmOptions:
@@ -53,12 +62,14 @@ class LlmOptions:
 
     def planner(self, llm: str | None = None, llm_base_url: str | None = None):
         """The planner these options ask for (`llm`, `llm_base_url`: others than the flags');
-        each retry is announced on stderr."""
+        each request and retry is announced on stderr."""
+        from lmd.cli.progress import say_asking
         from lmd.prompts import Planner
 
         return Planner(
-            model=llm or self.llm, api_base=llm_base_url or self.llm_base_url, cache=self.cache,
-            max_retries=self.llm_retries, llm_timeout=self.llm_timeout, on_retry=retry_to_stderr,
+            model=llm or self.llm, llm_base_url=llm_base_url or self.llm_base_url,
+            cache=self.cache, max_retries=self.llm_retries, llm_timeout=self.llm_timeout,
+            on_retry=retry_to_stderr, on_ask=say_asking,
         )  # fmt: skip
 
 

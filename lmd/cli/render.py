@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import render_options, seed_option
+from lmd.cli.options import Overwrite, render_options, seed_option
 from lmd.cli.plan import layout_warnings_to_stderr
-from lmd.cli.progress import Bars, load_renderer
+from lmd.cli.progress import Bars, load_renderer, render_summary
 from lmd.settings import RenderSettings
 
 
@@ -23,22 +23,23 @@ def render_command(
     save_intermediates: bool = typer.Option(
         False, "--save-intermediates", help="Also write each object's own image and mask."
     ),
+    overwrite: Overwrite = False,
     *,
     settings: RenderSettings,
 ) -> None:
     """Draw LAYOUT.json: writes image.png, layout.png (the boxes over it) and layout.json.
 
+    A folder that holds them already keeps them: the new files are numbered (image-001.png,
+    layout-001.json, layout-001.png, ...) unless --overwrite.
+
     LAYOUT.json is a layout file (`lmd plan -o`), JSON or the planner's text format.
     """
     from lmd.api import check_out_dir, save_outputs
-    from lmd.layouts import LayoutParseError, parse
+    from lmd.layouts import load_layout
 
     # 1. Everything that can be wrong before a model loads.
-    try:
-        with layout_warnings_to_stderr():
-            layout = parse(layout_path.read_text(encoding="utf-8"))
-    except LayoutParseError as e:
-        raise LayoutParseError(f"{str(layout_path)!r} is not a layout: {e}") from None
+    with layout_warnings_to_stderr():
+        layout = load_layout(layout_path)
     settings.check()
     check_out_dir(output)
     # 2. Load, draw, save.
@@ -48,13 +49,12 @@ def render_command(
         result = renderer.render(layout, seed=seed, progress=bars)
     finally:
         bars.close()
-    files = list(save_outputs(output, result.image, layout).values())
-    if save_intermediates and result.box_images:
-        files += save_objects(output / "objects", result)
-    print(
-        f"{settings.method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
-        f"{result.counts.forwards} UNet forwards, {result.counts.backwards} backwards"
-    )
+    saved = save_outputs(output, result.image, layout, overwrite=overwrite)
+    files = list(saved.values())
+    if save_intermediates and result.box_images:  # objects/, objects-001/, ... as the image
+        number = saved["image"].stem.removeprefix("image")
+        files += save_objects(output / f"objects{number}", result)
+    print(render_summary(settings.method, result))
     for path in files:
         print(f"wrote {path}")
 
