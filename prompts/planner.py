@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
 from lmd.prompts.cache import ReplyCache, cache_key, default_cache_dir
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
-from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable
+from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable, where
 from lmd.prompts.language import LanguageWarning, language_note
 from lmd.prompts.template import CANVAS, Turn, load_template
 from lmd.prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
@@ -223,7 +223,7 @@ class Planner:
         """One reply's text; transport problems retried within the deadline, else raised."""
         litellm = _litellm()
         model, api_key = self._credentials(litellm)
-        where = self.api_base or self.model
+        llm = where(self.model, self.api_base)
         deadline = time.monotonic() + self.llm_timeout
         outcome = Outcome()
 
@@ -245,7 +245,7 @@ class Planner:
             if self.on_retry is not None:
                 error = short(state.outcome.exception(), 160)
                 tries, wait = state.attempt_number, state.upcoming_sleep
-                self.on_retry(RetryNotice(where, tries, self.max_retries, wait, error))
+                self.on_retry(RetryNotice(llm, tries, self.max_retries, wait, error))
 
         policy = retrying(
             retries=self.max_retries, first_wait=self.retry_wait, deadline=deadline,
@@ -256,7 +256,7 @@ class Planner:
         except Exception as e:  # litellm maps every provider's errors; none may escape raw
             tries = policy.statistics.get("attempt_number", 1)
             limit = self.llm_timeout if outcome.out_of_time else None
-            error = unavailable(litellm, e, where=where, model=self.model, tries=tries, limit=limit)
+            error = unavailable(litellm, e, where=llm, model=self.model, tries=tries, limit=limit)
             raise error from None
         try:
             content = response.choices[0].message.content
