@@ -23,7 +23,7 @@ import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app
-from lmd.cli.errors import for_the_cli
+from lmd.cli.errors import for_the_cli, show_warning
 from lmd.quiet import ignore_library_warnings
 
 __all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
@@ -42,7 +42,14 @@ def _click():
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
+    """Run the CLI on `argv` and return its exit code; errors become one line on stderr, and
+    warnings one `warning: ...` line each."""
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     from lmd.layouts.errors import LmdError
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
