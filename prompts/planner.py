@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
+from lmd.layouts.model import MAX_BOXES
 from lmd.prompts.cache import ReplyCache, cache_key, default_cache_dir
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
 from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable, where
@@ -74,8 +75,9 @@ class Planner:
     `max_retries` times with exponential backoff starting at `retry_wait` seconds (or the
     server's `Retry-After`), and `on_retry(notice)` hears of each retry (a `RetryNotice`);
     `timeout` bounds each attempt and `llm_timeout` the whole request, retries and waits
-    included. An unreadable reply, or one over `max_reply_chars`, is sent back (an excerpt)
-    with the parse error, at most `max_repairs` times.
+    included. An unreadable reply, one over `max_reply_chars`, or a layout of more than
+    `max_boxes` objects is sent back (an excerpt) with what was wrong, at most `max_repairs`
+    times.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Planner:
         llm_timeout: float = 120.0,
         max_reply_chars: int = MAX_REPLY_CHARS,
         on_retry: Callable[[RetryNotice], None] | None = None,
+        max_boxes: int = MAX_BOXES,
     ):
         # 1. Check inputs
         api_base = api_base if api_base is not None else os.environ.get("LMD_LLM_BASE_URL")
@@ -115,6 +118,8 @@ class Planner:
                 f"`llm_timeout` and `max_reply_chars` must be > 0, "
                 f"got {llm_timeout} and {max_reply_chars}"
             )
+        if max_boxes < 1:
+            raise ValueError(f"`max_boxes` must be >= 1, got {max_boxes}")
         # 2. Settings
         self.model = model or default_model()
         self.api_base = api_base or None
@@ -128,6 +133,7 @@ class Planner:
         self.llm_timeout = llm_timeout
         self.max_reply_chars = max_reply_chars
         self.on_retry = on_retry
+        self.max_boxes = max_boxes
         self._language_noted = False
         # 3. Template and cache
         self.template = load_template(template_dir)
@@ -298,7 +304,13 @@ class Planner:
                 f"the answer is {len(reply):,} characters long, more than the "
                 f"{self.max_reply_chars:,} a layout may take; answer with the layout only"
             )
-        return _read(reply)
+        layout, notes = _read(reply)
+        if len(layout.boxes) > self.max_boxes:
+            raise LayoutParseError(
+                f"the layout has {len(layout.boxes)} objects, more than the {self.max_boxes} a "
+                "picture may have; group similar objects into one box or leave some out"
+            )
+        return layout, notes
 
     def _emit(self, result: PlanResult) -> PlanResult:
         """Warn about the result's clipped boxes, and once per planner about its language."""

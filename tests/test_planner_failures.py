@@ -13,6 +13,7 @@ from lmd.prompts.failures import where
 from lmd.prompts.transport import RetryNotice
 
 from tests.fixtures_llm import TEST_API_KEY, TEST_MODEL
+from tests.test_planner_hostile import GOOD
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +103,12 @@ def test_an_llm_without_a_base_url_is_named_by_its_model(monkeypatch):
         "could not reach the LLM ollama/llama3.1 (1 try): "
         "connection refused: nothing is listening at that address"
     )
+
+
+def test_a_layout_over_the_box_cap_is_sent_back_to_the_llm(llm_server, make_planner):
+    crowd = "Objects: [" + ", ".join(f"('a bird', [{i}, 10, 20, 20])" for i in range(40)) + "]"
+    llm_server.enqueue(crowd + "\nBackground prompt: a sky", GOOD)
+    result = make_planner(max_boxes=30).complete(make_planner().plan_messages("many birds"))
+    assert result.attempts == 2 and result.layout.names == ["a cat", "a dog"]
+    correction = llm_server.messages[1][-1]["content"]
+    assert "the layout has 40 objects, more than the 30 a picture may have" in correction
