@@ -154,8 +154,9 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                     list(method_names()), value=handlers.render.method, label="Method"
                 )  # fmt: skip
                 steps = gr.Number(
-                    value=handlers.render.steps, label="Steps (blank: 50)", precision=0
-                )
+                    value=handlers.render.steps, precision=0,
+                    label=f"Steps (blank: 50; at most {handlers.limits.max_steps})",
+                )  # fmt: skip
                 seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
                 sam = gr.Checkbox(value=handlers.render.sam, label="Refine masks with SAM")
 
