@@ -85,7 +85,7 @@ def test_o_pointing_at_a_file_fails_before_any_work(command, llm_env, capsys, tm
         ({"steps": 5000}, ValueError, "`steps` must be a whole number from 1 to 1000 but is 5000"),
         ({"steps": 2.5}, ValueError, "`steps` must be a whole number from 1 to 1000 but is 2.5"),
         ({"height": 100}, ValueError, "`height` must be a positive multiple of 8 but is 100"),
-        ({"method": "dalle"}, ValueError, "`method` must be one of lmd, lmd+, sd"),
+        ({"method": "dalle"}, ValueError, "`method` must be one of lmd, lmd+, sd, attnmod"),
         ({"model": "random:huge"}, ModelLoadError, "unknown random model 'random:huge'"),
         ({"model": "nobody/none"}, ModelLoadError, "pass a local diffusers folder as `model`"),
         ({"model": "./no/such/folder"}, ModelLoadError, "does not exist"),

@@ -106,6 +106,7 @@ NOT_SHOWN = {
     "mask_resize": "the recorded masks are whole cells of the 8x8 attention",
     "sam_point": "SAM is replaced; the replacement reads no point",
     "gligen_keep": "the recordings have 3 boxes, under GLIGEN's 30",
+    "guidance_step_rule": "the recordings use DDIM, which has no sigmas",
 }
 
 
@@ -241,6 +242,10 @@ FLAWS = {
     ),
     "sam_point": ("test_departures", "test_the_papers_sam_point_is_the_corner_of_the_peak_cell"),
     "gligen_keep": ("test_departures", "test_the_papers_gligen_slots_can_drop_the_largest_box"),
+    "guidance_step_rule": (
+        "test_departures",
+        "test_the_papers_guidance_step_takes_dpm_solvers_sigmas_on_unit_scale_latents",
+    ),
 }
 
 
@@ -332,3 +337,23 @@ def test_the_papers_gligen_slots_can_drop_the_largest_box():
     ours = [p for _, p in grounding(PlusSettings(gligen_keep="largest"), tuple(objects))]
     assert "a zebra" not in paper and len(paper) == 30
     assert ours[0] == "a zebra" and len(ours) == 30
+
+
+def test_the_papers_guidance_step_takes_dpm_solvers_sigmas_on_unit_scale_latents():
+    """`guidance_step_rule` "sigmas": DPM-Solver++ keeps `sigmas` but its latents have unit
+    scale (`init_noise_sigma` 1); at the first of 50 steps the paper's sigma^2 is ~200 times
+    the sqrt(1 - alpha_bar) a unit-scale latent takes, so one update swamps the latents."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    from lmd.controller.energy import noise_level
+
+    scheduler = DPMSolverMultistepScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    )
+    scheduler.set_timesteps(50)
+    t = scheduler.timesteps[0]
+    paper = noise_level(scheduler, 0, t, "sigmas")
+    ours = noise_level(scheduler, 0, t, "scaling")
+    assert float(scheduler.init_noise_sigma) == 1.0
+    assert ours == pytest.approx(float(1 - scheduler.alphas_cumprod[int(t)]) ** 0.5)
+    assert ours < 1.0 and paper > 200 * ours

@@ -43,8 +43,10 @@ def in_place():
 
 
 def test_the_built_in_methods_are_registered_once():
-    assert method_names() == ("lmd", "lmd+", "sd")
-    with pytest.raises(ValueError, match="`method` must be one of lmd, lmd[+], sd but is 'x'"):
+    assert method_names() == ("lmd", "lmd+", "sd", "attnmod", "migc", "migc++")
+    with pytest.raises(
+        ValueError, match="one of lmd, lmd[+], sd, attnmod, migc, migc[+][+] but is 'x'"
+    ):
         get_method("x")
 
 

@@ -79,7 +79,9 @@ def test_lmd_generate_cli_writes_the_three_files(llm_env, capsys, tmp_path):
 def test_lmd_generate_cli_bad_method_is_one_line(llm_env, capsys, tmp_path):
     assert run(["generate", "a cat", "-o", str(tmp_path), "--method", "dalle"]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == "error: --method must be one of lmd, lmd+, sd but is 'dalle'"
+    assert err.strip() == (
+        "error: --method must be one of lmd, lmd+, sd, attnmod, migc, migc++ but is 'dalle'"
+    )
 
 
 def test_a_move_reuses_every_object_and_a_recolour_redraws_one(

@@ -14,6 +14,7 @@ import warnings
 # Importing these modules registers their commands (one line per command module).
 import lmd.cli.batch  # noqa: F401
 import lmd.cli.bench_edit  # noqa: F401
+import lmd.cli.bench_mig  # noqa: F401
 import lmd.cli.bench_speed  # noqa: F401
 import lmd.cli.bench_stage1  # noqa: F401
 import lmd.cli.bench_stage2  # noqa: F401

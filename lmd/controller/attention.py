@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lmd.controller.backbones.base import HookedLayers
+
+@dataclass(frozen=True)
+class HookedLayers:
+    """The cross-attention layers the energy reads (execution order) and the mask layer."""
+
+    guidance: list[str]
+    mask: str
 
 
 class StopForward(Exception):  # noqa: N818 (a control-flow signal, not an error)

@@ -1,8 +1,8 @@
 """Per-box results as reusable objects, and `BoxCache`, which keeps them between renders.
 
 A per-box result depends on the model, the object's name, its box size on the latent grid,
-its seed, the background seed, the background prompt, the image's latent size and the
-settings the per-box generation receives (`per_box.BoxPhase`: the method's per-box view, the
+its seed, the background seed, the background prompt, the image's latent size, the scheduler
+and the settings the per-box generation receives (`per_box.BoxPhase`: the method's per-box view, the
 schedule, guidance, token and mask settings, the negative prompt); not on where the box is:
 LMD draws every object centred and shifts it into place afterwards, so a moved object of the
 same size is an exact hit. LMD+ draws in place; a hit for a moved LMD+ box is shifted by the
@@ -30,7 +30,8 @@ class BoxKey:
     background_seed: int
     background: str
     latent_hw: tuple[int, int]
-    phase: Hashable  # `per_box.BoxPhase`: everything else the per-box generation reads
+    phase: Hashable  # `per_box.BoxPhase`: every setting the per-box generation reads
+    sampler: Hashable = ()  # the scheduler (`Backbone.sampler()`)
 
 
 @dataclass

@@ -52,7 +52,6 @@ def bounding_box_mask(mask: torch.Tensor, margin: int = 1) -> torch.Tensor:
 class Composed:
     frames: torch.Tensor  # [steps + 1, C, h, w]
     union: torch.Tensor  # [h, w] bool: cells any object covers
-    order: list[int]  # objects in painting order (largest mask first)
 
 
 def compose(
@@ -80,4 +79,4 @@ def compose(
     for i in order:
         out = torch.where(masks[i], frames[i], out)
         union |= masks[i]
-    return Composed(out, union, order)
+    return Composed(out, union)

@@ -47,6 +47,7 @@ PAPER: dict[str, Any] = {
     "stop_rule": "carried",
     "mask_resize": "bilinear",
     "sam_point": "corner",
+    "guidance_step_rule": "sigmas",
 }
 
 
@@ -107,6 +108,9 @@ class LMDConfig:
     """Paper: SAM masks go to the latent grid bilinearly (any value > 0); lmd: area >= 1/2."""
     sam_point: Literal["centre", "corner"] = "centre"
     """Paper: SAM's point is the attention peak cell's top-left corner; lmd: its centre."""
+    guidance_step_rule: Literal["scaling", "sigmas"] = "scaling"
+    """Paper: the update steps by sigma^2 whenever the scheduler has sigmas (DPM-Solver's, on
+    unit-scale latents: ~200x too large at the start); lmd: sigma^2 on sigma-scaled latents."""
     paper_methods: bool = False
     """Set by `paper()`: a controller with this config runs the methods it looks up by name
     with their own paper settings too (`Method.paper()`)."""
@@ -182,7 +186,8 @@ class Schedule:
         return self.reference_steps if self.scale_step_settings else self.steps
 
     def _scaled(self, index: int) -> int:
-        return round(index * self.steps / self._reference)
+        """`index` of `reference_steps` at `steps`, to the nearest step (halves up)."""
+        return math.floor(index * self.steps / self._reference + 0.5)
 
     @property
     def guidance_until(self) -> int:
@@ -212,6 +217,7 @@ class Guidance:
     loss_scale: float
     loss_threshold: float
     stop_rule: str
+    guidance_step_rule: str
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Controller:
                 f"`layout` must be an lmd.layouts.Layout but is {type(layout).__name__}"
             )
         get_method(method).check(self.pipe, self.backbone)
+        self.backbone.check_scheduler(self.config.steps)
         if not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"`seed` must be an integer in [0, 2**63) but is {seed!r}")
         m = self.backbone.size_multiple

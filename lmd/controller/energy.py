@@ -72,13 +72,19 @@ def transfer_loss(
     return (a - r).abs().sum(-1).mean(-1)
 
 
-def noise_level(scheduler, index: int, t) -> float:
-    """Step size of the energy update: sigma^2 for sigma schedulers, sqrt(1 - alpha_bar_t) else.
+def noise_level(scheduler, index: int, t, rule: str = "scaling") -> float:
+    """Step size of the energy update at step `index` (timestep `t`) of a diffusion scheduler.
 
-    Classifier guidance (Dhariwal & Nichol 2021, Eq. 14) scaled as in the LMD code.
+    Classifier guidance (Dhariwal & Nichol 2021, Eq. 14) scaled as in the LMD code: a
+    scheduler whose latents carry the noise scale (`init_noise_sigma` > 1: Euler, LMS, EDM;
+    x = x0 + sigma * eps) steps by sigma_index^2; one whose latents have unit scale (DDIM,
+    DDPM, DPM-Solver, UniPC, DEIS, LCM; x = sqrt(a) x0 + sqrt(1 - a) eps) by
+    sqrt(1 - alpha_bar_t). `rule` "sigmas" is the paper's code: sigma^2 whenever the scheduler
+    has `sigmas`, which DPM-Solver, UniPC and DEIS have too, on unit-scale latents.
     """
     sigmas = getattr(scheduler, "sigmas", None)
-    if sigmas is not None:
+    scaled = float(getattr(scheduler, "init_noise_sigma", 1.0)) > 1.0
+    if sigmas is not None and (scaled or rule == "sigmas"):
         return float(sigmas[index]) ** 2
     alpha_bar = scheduler.alphas_cumprod[int(t)]
     return float((1 - alpha_bar) ** 0.5)

@@ -148,7 +148,7 @@ class Run:
         """
         g = guidance or self.config.group(Guidance)
         schedule = schedule or self.config.schedule
-        step = self.backbone.noise_level(scheduler, index, t)
+        step = self.backbone.noise_level(scheduler, index, t, g.guidance_step_rule)
         rows = torch.arange(latents.shape[0], device=latents.device)
         paper = g.stop_rule == "carried"
         if paper:

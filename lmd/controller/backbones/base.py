@@ -26,19 +26,12 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from lmd.controller.attention import CaptureProcessor, HookedLayers
 from lmd.controller.conditioning import Conditioning
 
 Call = Callable[..., torch.Tensor | None]
 """A counted denoiser call: `call(model_input, t, text, kwargs, cond_rows)` -> output or None
 (None when the attention capture ended the forward early)."""
-
-
-@dataclass(frozen=True)
-class HookedLayers:
-    """The cross-attention layers the energy reads (execution order) and the mask layer."""
-
-    guidance: list[str]
-    mask: str
 
 
 @dataclass
@@ -136,9 +129,34 @@ class Backbone:
     def model_input(self, scheduler, latents: torch.Tensor, t) -> torch.Tensor:
         return scheduler.scale_model_input(latents, t)
 
-    def noise_level(self, scheduler, index: int, t) -> float:
-        """The step size of the energy update at step `index` (timestep `t`)."""
+    def noise_level(self, scheduler, index: int, t, rule: str = "scaling") -> float:
+        """The step size of the energy update at step `index` (timestep `t`); `rule` is
+        `LMDConfig.guidance_step_rule`."""
         raise NotImplementedError
+
+    def check_scheduler(self, steps: int) -> None:
+        """Raise `ValueError` when the pipeline's scheduler cannot run lmd's loop: one
+        denoiser call per step, `steps` timesteps."""
+        name = type(self.pipe.scheduler).__name__
+        try:
+            scheduler = self.scheduler(steps)
+        except Exception as exc:  # a scheduler's own limits (PNDM under 4 steps, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"the pipeline's scheduler {name} cannot take {steps} steps "
+                             f"({first})") from exc  # fmt: skip
+        if getattr(scheduler, "order", 1) != 1 or len(scheduler.timesteps) != steps:
+            raise ValueError(
+                f"the pipeline's scheduler {name} takes {len(scheduler.timesteps)} denoiser "
+                f"calls for {steps} steps; lmd needs one call a step (DDIM, DDPM, Euler, "
+                "DPM-Solver++ multistep, UniPC, DEIS, LMS)"
+            )
+
+    def sampler(self) -> tuple:
+        """The scheduler as a hashable value (its class and config): per-box results drawn
+        with another scheduler are other results."""
+        config = self.pipe.scheduler.config
+        items = tuple(sorted((k, _frozen(v)) for k, v in config.items() if not k.startswith("_")))
+        return (type(self.pipe.scheduler).__name__, items)
 
     def forward(self, latents: torch.Tensor, t, text: Conditioning, kwargs: dict) -> torch.Tensor:
         """One denoiser forward on model input `latents` (no guidance, no counting)."""
@@ -172,8 +190,6 @@ class Backbone:
 
     def capture_processor(self, store, name: str, inner):
         """The processor that runs `inner` on layer `name` and captures into `store`."""
-        from lmd.controller.attention import CaptureProcessor
-
         return CaptureProcessor(store, name, inner)
 
     # Images.
@@ -189,6 +205,10 @@ class Backbone:
     def has_gligen(self) -> bool:
         """Whether the loaded denoiser carries GLIGEN's gated layers."""
         return False
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:

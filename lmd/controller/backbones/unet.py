@@ -136,8 +136,8 @@ class SD1(Backbone):
         with torch.no_grad():
             return self.pipe.text_encoder(**inputs).pooler_output.to(self.dtype)
 
-    def noise_level(self, scheduler, index: int, t) -> float:
-        return noise_level(scheduler, index, t)
+    def noise_level(self, scheduler, index: int, t, rule: str = "scaling") -> float:
+        return noise_level(scheduler, index, t, rule)
 
     def forward(self, latents: torch.Tensor, t, text: Conditioning, kwargs: dict) -> torch.Tensor:
         if text.added:

@@ -70,7 +70,7 @@ def box_jobs(drawing: Drawing, phase: BoxPhase) -> list[BoxJob]:
             )
         key = BoxKey(
             drawing.model_id, box.name, (cells.w, cells.h), obj_seed, drawing.seed,
-            layout.background, run.latent_hw, phase,
+            layout.background, run.latent_hw, phase, run.backbone.sampler(),
         )  # fmt: skip
         jobs.append(BoxJob(box.name, obj_seed, drawn_at, tokens, key, index))
     return jobs

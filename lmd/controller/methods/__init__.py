@@ -1,4 +1,5 @@
-"""The method registry: `lmd`, `lmd+`, `sd` and those other packages add.
+"""The method registry: `lmd`, `lmd+`, `sd`, `attnmod`, `migc`, `migc++` and those other
+packages add.
 
     method = get_method("lmd+")                       # the registered instance
     method = get_method("lmd+").with_settings(blend_ratio=0.2)
@@ -16,9 +17,11 @@ from __future__ import annotations
 import warnings
 from importlib.metadata import entry_points
 
+from lmd.controller.methods.attnmod import AttnMod
 from lmd.controller.methods.base import BoxMethod, BoxSettings, Method
 from lmd.controller.methods.lmd import LMD
 from lmd.controller.methods.lmd_plus import LMDPlus, PlusSettings
+from lmd.controller.methods.migc.method import MIGCMethod, MIGCPlus
 from lmd.controller.methods.sd import PlainSD
 
 ENTRY_POINTS = "lmd.methods"
@@ -81,6 +84,9 @@ def get_method(method: str | Method) -> Method:
 register(LMD())
 register(LMDPlus())
 register(PlainSD())
+register(AttnMod())
+register(MIGCMethod())
+register(MIGCPlus())
 
 __all__ = [
     "LMD", "BoxMethod", "BoxSettings", "LMDPlus", "Method", "PlainSD", "PlusSettings",

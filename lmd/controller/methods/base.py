@@ -89,7 +89,7 @@ class BoxSettings:
 
     blend_ratio: float = 0.01  # r: inside a box, bg * sqrt(1 - r) + fg * sqrt(r)
     box_guidance: bool = True  # energy guidance in each box's own generation
-    center_bottom: float = 0.8  # LMD draws each object centred, its bottom at 0.8 of the height
+    centre_bottom: float = 0.8  # LMD draws each object centred, its bottom at 0.8 of the height
     shift_grid: int = overall_only(8)  # objects move in steps of 1/shift_grid of the image
     centre_half_cell: bool = overall_only(True)
     """Paper: the mask centre omits the half-cell term (shift rounds to the wrong grid step)."""
@@ -102,8 +102,8 @@ class BoxSettings:
             raise ValueError(f"`blend_ratio` is out of range: {self.blend_ratio!r}")
         if self.shift_grid < 1:
             raise ValueError(f"`shift_grid` is out of range: {self.shift_grid!r}")
-        if not 0 < self.center_bottom <= 1:
-            raise ValueError(f"`center_bottom` is out of range: {self.center_bottom!r}")
+        if not 0 < self.centre_bottom <= 1:
+            raise ValueError(f"`centre_bottom` is out of range: {self.centre_bottom!r}")
         check_choices(self, type(self).PAPER)
 
 
@@ -126,7 +126,7 @@ class BoxMethod(Method):
     # Per-box phase.
     def draw_at(self, cells: Cells, latent_hw: tuple[int, int], config) -> Cells:
         """Where the object of box `cells` is drawn on its own: LMD centres it."""
-        return centred(cells, latent_hw, self.settings.center_bottom)
+        return centred(cells, latent_hw, self.settings.centre_bottom)
 
     def sam_prompts(self, run, jobs, coarse, peaks, box_masks, masks):
         """SAM's (points, boxes) prompts in image pixels and the masks SAM's answers are
