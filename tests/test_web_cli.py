@@ -146,3 +146,24 @@ def test_a_stopped_server_removes_its_temporary_folder(tmp_path, signum, code):
         server.kill()
     assert not folder.exists()
     assert not list(temp.glob("gradio*"))  # nothing in the system's shared Gradio folder
+
+
+@NO_GRADIO
+def test_sharing_options_are_checked_before_anything_is_served(capsys):
+    from lmd.cli import run
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code = run(["web", "--host", "0.0.0.0", "--port", port, "--visitor-llm", *TINY_ARGS])
+        lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 3
+    assert lines[1] == (
+        "warning: --visitor-llm lets visitors make this server send LLM requests to addresses "
+        "of their choosing (with their own keys, never this server's)"
+    )
+    assert run(["web", "--allow-llm", "m@http://", *TINY_ARGS]) == 2
+    assert "needs an http(s) URL" in capsys.readouterr().err
+    assert run(["web", "--model", "random:tiny", "--steps", "200"]) == 2
+    assert "200 is more than --max-steps 100" in capsys.readouterr().err

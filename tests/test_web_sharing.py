@@ -209,3 +209,13 @@ def test_gradios_copies_are_private_and_deleted_when_old(tmp_path):
         while any(p.exists() for p in copies) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(p.exists() for p in copies)  # older than 2 s: deleted
+
+
+def test_messages_lose_server_paths_but_keep_urls_and_markup():
+    from lmd.web.handlers import hide_paths
+
+    assert hide_paths("session file /tmp/lmd-web-x/ab/1/session.json is not valid JSON") == (
+        "session file session.json is not valid JSON"
+    )
+    kept = "could not reach the LLM at http://127.0.0.1:9/v1: it sent '<b>x</b></html>'"
+    assert hide_paths(kept) == kept

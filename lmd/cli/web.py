@@ -201,7 +201,8 @@ def web_command(
     if seed is not None and not 0 <= seed < 2**31:
         raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")
     if steps is not None and steps > max_steps:
-        raise typer.BadParameter(f"{steps} is more than --max-steps {max_steps}", "--steps")
+        more = f"{steps} is more than --max-steps {max_steps}"
+        raise typer.BadParameter(more, param_hint="--steps")
     limits = WebLimits(
         max_boxes=max_boxes, max_canvas=max_canvas, max_turns=max_turns, max_steps=max_steps,
         max_waiting=max_waiting, max_upload_mb=max_upload_mb,
@@ -218,6 +219,12 @@ def web_command(
             "(and its GPU)",
             file=sys.stderr,
         )
+        if llms.visitor_servers:
+            print(
+                "warning: --visitor-llm lets visitors make this server send LLM requests to "
+                "addresses of their choosing (with their own keys, never this server's)",
+                file=sys.stderr,
+            )
     check_port(host, port)
     # 2. The folders: the sessions' (temporary unless -o), Gradio's private cache inside it
     # (set before gradio is imported: it reads the cache folder at import too)

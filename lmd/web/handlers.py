@@ -33,7 +33,7 @@ SEED_LIMIT = 2**31
 
 SETTINGS = ("llm", "own_model", "own_url", "own_key", "method", "steps", "seed", "sam")
 """The Settings fields each drawing action reads, in this order."""
-_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"/]+/)+([^\s'\"/]+)")
+_PATH = re.compile(r"(?<![\w:/.~<-])/(?:[^\s'\"/<>]+/)+([^\s'\"/<>]+)")
 
 
 def hide_paths(text: str) -> str:
@@ -240,8 +240,8 @@ class Handlers:
         """Hold the page's conversation for one picture (refused while another is drawn, or
         past the turn limit), with progress that Stop can end; a stop changes nothing."""
         with ws.busy(wait=False):
-            if ws.conversation is not None:
-                self.limits.check_turns(len(ws.conversation.session.turns))
+            if ws.conversation is not None:  # a new turn drops the undone ones
+                self.limits.check_turns(len(ws.conversation.turns))
             with self.stops.watch(session) as flag:
                 try:
                     yield PhaseProgress(progress, stop=flag)

@@ -151,6 +151,14 @@ def picture(turn: Turn | None, show_boxes: bool) -> Image.Image | None:
     return draw(turn.layout, _display(image))
 
 
+def _thumbnail(image: Image.Image) -> Image.Image:
+    scale = THUMBNAIL_SIZE / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
 def sketch(layout: Layout, size: int) -> Image.Image:
     """The layout drawn alone, its longest side at most `size` pixels."""
     scale = min(1.0, size / max(layout.width, layout.height))
@@ -166,10 +174,7 @@ def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
     items = []
     for i, turn in enumerate(session.turns):
         image = turn.image  # read from disk on each access: once here
-        if image is None:
-            image = sketch(turn.layout, THUMBNAIL_SIZE)
-        else:
-            image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        image = sketch(turn.layout, THUMBNAIL_SIZE) if image is None else _thumbnail(image)
         mark = " (now)" if i == session.cursor else " (undone)" if i > session.cursor else ""
         items.append((image, f"{i + 1}. {request_text(turn)}{mark}"))
     return items
