@@ -43,6 +43,20 @@ def overlay_path(image_path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.layout.png")
 
 
+def restore_overlays(conversation: Conversation) -> list[Path]:
+    """Draw again the layout overlay of every saved turn whose picture has none (a chat killed
+    between saving a turn and drawing its overlay); returns the overlays written."""
+    written = []
+    for turn in conversation.session.turns:
+        if not turn.image_path or overlay_path(turn.image_path).exists():
+            continue
+        image = turn.image
+        if image is not None:
+            path = overlay_path(turn.image_path)
+            written.append(atomic_save_image(draw(turn.layout, image), path))
+    return written
+
+
 def run_repl(
     conversation: Conversation,
     input_stream: TextIO = sys.stdin,
@@ -66,6 +80,7 @@ def run_repl(
     """
     repl = _Repl(conversation, output, err, progress, prepare)
     failed = False
+    restore_overlays(conversation)  # they are derived: a resumed chat has them all
     with LineReader(input_stream, output, PROMPT, history_file) as reader:
         while True:
             try:

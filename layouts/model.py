@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_CANVAS = 16384
 """The largest canvas side a layout may have (pixels)."""
+MAX_BOXES = 30
+"""The most objects the planner accepts in one layout (`Planner(max_boxes=)`) and `lmd web`
+draws (`--max-boxes`): GLIGEN's 30 grounding slots, far above the 5 of any LMD benchmark
+layout. A layout file for `lmd render` may hold more."""
 COORDINATE_SCALE = 8
 """Box coordinates lie within this many canvas sizes of the canvas; beyond is not a layout."""
 

@@ -12,10 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, parse
+from lmd.layouts.model import MAX_BOXES
 from lmd.layouts.paths import default_cache_dir
 from lmd.prompts.cache import ReplyCache, cache_key
 from lmd.prompts.errors import LLMUnavailableError, PlannerError
-from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable
+from lmd.prompts.failures import clip, excerpt, sendable, short, transient, unavailable, where
 from lmd.prompts.language import LanguageWarning, language_note
 from lmd.prompts.template import CANVAS, HistoryEntry, load_template
 from lmd.prompts.transport import DeadlineExceeded, Outcome, RetryNotice, retrying, within
@@ -122,9 +123,9 @@ class Planner:
     server's `Retry-After`), and `on_retry(notice)` hears of each retry (a `RetryNotice`);
     `attempt_timeout` bounds each attempt and `llm_timeout` the whole request, retries and
     waits included. `on_ask(notice)` hears of every request before it is sent, and of every
-    reply replayed from the cache (an `AskNotice`). An unreadable reply, or one over
-    `max_reply_chars`, is sent back (an excerpt) with the parse error, at most `max_repairs`
-    times.
+    reply replayed from the cache (an `AskNotice`). An unreadable reply, one over
+    `max_reply_chars`, or a layout of more than `max_boxes` objects is sent back (an excerpt)
+    with what was wrong, at most `max_repairs` times.
 
     `llm_base_url` and `llm_timeout` are the names `generate()` and the CLI use
     (`--llm-base-url`, `--llm-timeout`); the old keywords `api_base` and `timeout` still work
@@ -148,6 +149,7 @@ class Planner:
         max_reply_chars: int = MAX_REPLY_CHARS,
         on_retry: Callable[[RetryNotice], None] | None = None,
         on_ask: Callable[[AskNotice], None] | None = None,
+        max_boxes: int = MAX_BOXES,
         **renamed: Any,
     ):
         # 1. Check inputs (the keywords renamed in 0.x still work, with a warning)
@@ -175,6 +177,8 @@ class Planner:
                 f"`llm_timeout` and `max_reply_chars` must be > 0, "
                 f"got {llm_timeout} and {max_reply_chars}"
             )
+        if max_boxes < 1:
+            raise ValueError(f"`max_boxes` must be >= 1, got {max_boxes}")
         # 2. Settings
         self.model = model or default_llm()
         self.llm_base_url = llm_base_url or None
@@ -189,6 +193,7 @@ class Planner:
         self.max_reply_chars = max_reply_chars
         self.on_retry = on_retry
         self.on_ask = on_ask
+        self.max_boxes = max_boxes
         self._language_noted = False
         # 3. Template and cache
         self.template = load_template(template_dir)
@@ -297,7 +302,7 @@ class Planner:
         litellm = _litellm()
         model, api_key = self._credentials(litellm)
         self._tell(notice)
-        where = self.llm_base_url or self.model
+        llm = where(self.model, self.llm_base_url)
         deadline = time.monotonic() + self.llm_timeout
         outcome = Outcome()
 
@@ -319,7 +324,7 @@ class Planner:
             if self.on_retry is not None:
                 error = short(state.outcome.exception(), 160)
                 tries, wait = state.attempt_number, state.upcoming_sleep
-                self.on_retry(RetryNotice(where, tries, self.max_retries, wait, error))
+                self.on_retry(RetryNotice(llm, tries, self.max_retries, wait, error))
 
         policy = retrying(
             retries=self.max_retries, first_wait=self.retry_wait, deadline=deadline,
@@ -330,7 +335,7 @@ class Planner:
         except Exception as e:  # litellm maps every provider's errors; none may escape raw
             tries = policy.statistics.get("attempt_number", 1)
             limit = self.llm_timeout if outcome.out_of_time else None
-            error = unavailable(litellm, e, where=where, model=self.model, tries=tries, limit=limit)
+            error = unavailable(litellm, e, where=llm, model=self.model, tries=tries, limit=limit)
             raise error from None
         try:
             content = response.choices[0].message.content
@@ -377,7 +382,13 @@ class Planner:
                 f"{self.max_reply_chars:,} a layout may take",
                 fix="answer with the layout only",
             )
-        return _read(reply)
+        layout, notes = _read(reply)
+        if len(layout.boxes) > self.max_boxes:
+            raise LayoutParseError(
+                f"the layout has {len(layout.boxes)} objects, more than the {self.max_boxes} a "
+                "picture may have; group similar objects into one box or leave some out"
+            )
+        return layout, notes
 
     def _emit(self, result: PlanResult) -> PlanResult:
         """Warn about the result's clipped boxes, and once per planner about its language."""

@@ -30,7 +30,7 @@ class DeadlineExceeded(TimeoutError):
 class RetryNotice:
     """A failed attempt that is about to be retried; `str()` gives one line for people."""
 
-    where: str  # the server or model asked
+    where: str  # the LLM asked: "at http://server/v1", or the model (a provider's default)
     attempt: int  # the attempt that failed, from 1
     retries: int  # retries allowed in all
     wait: float  # seconds until the next attempt
@@ -38,7 +38,7 @@ class RetryNotice:
 
     def __str__(self) -> str:
         return (
-            f"the LLM at {self.where} failed ({self.error}); "
+            f"the LLM {self.where} failed ({self.error}); "
             f"retry {self.attempt} of {self.retries} in {self.wait:.1f} s"
         )
 

@@ -108,3 +108,41 @@ def test_two_accelerate_processes_draw_the_same_pictures_as_one(prompts, tmp_pat
             assert processes == {0, 1}
             assert "process 0 (cpu" in done.stdout and "process 1 (cpu" in done.stdout
             assert done.stdout.count("12 jobs (6 prompts)") == 1  # one summary, by the main
+
+
+def test_a_kill_during_stage_one_keeps_every_plan_answered_before_it(
+    llm_server, tmp_path, capsys, monkeypatch
+):
+    from tests.fixtures_llm import SILENT, TEST_API_KEY, TEST_MODEL
+    from tests.test_batch import CAT_DOG
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"{i} cats on a sofa\n" for i in range(12)))
+    out = tmp_path / "out"
+    llm_server.enqueue(*[CAT_DOG] * 6)
+    llm_server.default = SILENT  # the other six requests wait for an answer that never comes
+    env = {**_env(), "LMD_LLM": TEST_MODEL, "LMD_LLM_BASE_URL": llm_server.url,
+           "OPENAI_API_KEY": TEST_API_KEY, "LMD_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    argv = [sys.executable, "-m", "lmd", "batch", str(prompts), "-o", str(out), *TINY,
+            "--llm-concurrency", "8", "--llm-timeout", "600"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    layouts = out / "layouts.jsonl"
+
+    def planned() -> int:
+        return len(layouts.read_text().splitlines()) if layouts.exists() else 0
+
+    deadline = time.monotonic() + 120
+    while planned() < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert planned() == 6, "the six answers were not on disk when the run was killed"
+    assert len(llm_server.requests) == 12
+    llm_server.default = CAT_DOG
+    env["LMD_CACHE_DIR"] = str(tmp_path / "cache2")  # no replies to replay: only the file counts
+    for name in ("LMD_LLM", "LMD_LLM_BASE_URL", "OPENAI_API_KEY", "LMD_CACHE_DIR"):
+        monkeypatch.setenv(name, env[name])
+    assert run(["batch", str(prompts), "-o", str(out), *TINY]) == 0
+    assert "12 done, 0 failed" in capsys.readouterr().out
+    assert len(llm_server.requests) == 12 + 6  # the resume asked only what was lost

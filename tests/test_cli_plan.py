@@ -114,7 +114,9 @@ def test_ollama_needs_no_key(llm_env, monkeypatch, capsys):
     argv = ["plan", "a cat", "--llm", "ollama/llama3.1", "--llm-retries", "0", "--no-cache"]
     assert run(argv) == 1  # no Ollama runs here: it gets as far as trying localhost:11434
     err = capsys.readouterr().err
-    assert err.splitlines()[1].startswith("error: could not reach the LLM at ollama/llama3.1"), err
+    assert err.splitlines()[1].startswith(
+        "error: could not reach the LLM ollama/llama3.1 (1 try): connection"
+    ), err
     assert "key" not in err
 
 

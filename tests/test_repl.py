@@ -202,3 +202,15 @@ def test_exit_codes(tmp_path):
     assert transcript(session(tmp_path / "d", failing, CAT_DOG), "a cat\na cat\n")[0] == 0
     code, out, _ = transcript(session(tmp_path / "e", CAT_DOG), "a cat and a dog\n", Interrupting)
     assert code == 130 and "turn 1:" in out  # Ctrl-C at the prompt
+
+
+def test_a_resumed_chat_draws_the_overlays_a_kill_left_undrawn(tmp_path):
+    c = session(tmp_path, CAT_DOG, DOG_LEFT)
+    transcript(c, "a cat and a dog\nmove the dog left\n")
+    c.close()
+    out = tmp_path / "out"
+    drawn = (out / "turn-002.layout.png").read_bytes()
+    (out / "turn-002.layout.png").unlink()  # killed after the turn was saved, before this
+    resumed = Conversation.load(tmp_path / "session.json", ScriptedPlanner(), SketchRenderer())
+    assert transcript(resumed, "/quit\n")[0] == 0
+    assert (out / "turn-002.layout.png").read_bytes() == drawn

@@ -142,16 +142,16 @@ def test_each_rule_speaks_the_same_words_in_python_and_on_the_page(tmp_path):
     pytest.importorskip("gradio")
     from lmd.web.handlers import Handlers
 
-    handlers = Handlers(tmp_path, None, RenderSettings(), lambda *key: None)
+    handlers = Handlers(tmp_path, None, RenderSettings(), None)
     for field, value in (("steps", 1000), ("method", "lmdplus")):
         problem = RenderSettings(**{field: value}).problems()[field]
         with pytest.raises(ValueError) as python:
             RenderSettings(**{field: value}).check()
         assert str(python.value) == f"`{field}` {problem}"
-        page = {"steps": (None, None, "lmd", value, None, True),
-                "method": (None, None, value, None, None, True)}[field]  # fmt: skip
+        page = {"steps": (None, None, None, None, "lmd", value, None, True),
+                "method": (None, None, None, None, value, None, None, True)}[field]  # fmt: skip
         with pytest.raises(ValueError) as shown:
-            handlers.settings(*page)
+            handlers.settings(page)
         assert str(shown.value) == f"{SETTINGS[field].label} {problem}"
 
 

@@ -14,6 +14,7 @@ from lmd.conversation import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.manager import MANUAL_HISTORY_TEXT
 from PIL import Image
 
+from lmd.web.llms import OWN_SERVER
 from lmd.web.progress import DECODE, PHASES, PLANNING
 from tests.scripted_planner import ScriptedPlanner
 from tests.sketch_renderer import SketchRenderer
@@ -178,9 +179,12 @@ def test_an_llm_that_returns_garbage_gives_a_message_and_keeps_the_conversation(
 
 
 def test_an_unreachable_llm_and_bad_settings_are_one_message_each(web, page):
-    with pytest.raises(AppError, match=r"(?i)connect|reach|unavailable"):
-        page.send("a cat", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(AppError, match="could not reach the LLM at http://127.0.0.1:9/v1"):
+        page.send("a cat", llm=OWN_SERVER, own_model="m", own_url="http://127.0.0.1:9/v1")
     with pytest.raises(AppError, match="Steps must be a whole number from 1 to 999 but is 0"):
+        page.send("a cat", steps=0)
+    with pytest.raises(AppError, match="Steps must be at most 100 on this server but is 101"):
+        page.send("a cat", steps=101)  # the server's --max-steps
         page.send("a cat", steps=0)
     with pytest.raises(AppError, match="Steps must be a whole number from 1 to 999 but is 1000"):
         page.send("a cat", steps=1000)  # one rule with the command line's --steps
@@ -211,25 +215,24 @@ def test_a_render_that_runs_out_of_memory_is_one_message(web, page, monkeypatch)
 def test_renders_queue_one_at_a_time_and_others_see_their_place(web, page):
     render_events = [f for f in web.demo.fns.values() if f.concurrency_id == "render"]
     assert {f.api_name for f in render_events} >= {"send", "apply", "new_seed"}
-    assert all(f.concurrency_limit == 1 for f in render_events)
-    # Two pages ask at once: one draws, the other waits in the queue and is told its place.
+    assert web.handlers.pool.slots == 1
+    # Two pages ask at once: one draws, the other waits in line and is told its place.
     table = {"headers": ["name", "x", "y", "w", "h"], "data": [["a cat", 10, 10, 100, 100]]}
     jobs = [
         p.client.submit(api_name="/apply", rows=table, background=bg, negative="")
         for p, bg in ((page, "a park"), (web.page(), "a beach"))
     ]
-    ranks, most = set(), 0
+    told, most = set(), 0
     deadline = time.monotonic() + 120
     while not all(j.done() for j in jobs) and time.monotonic() < deadline:
         most = max(most, web.handlers.pool.running)
         for job in jobs:
-            status = job.status()
-            if status.code.name == "IN_QUEUE" and status.rank is not None:
-                ranks.add(status.rank)
+            for progress in job.status().progress_data or []:
+                told.add(progress.desc or "")
         time.sleep(0.005)
     assert all(len(j.result()) == 11 for j in jobs)
     assert most == 1
-    assert 0 in ranks  # "you are next"
+    assert any(t.startswith("waiting for the renderer: 1 picture is before yours") for t in told)
 
 
 def test_progress_is_reported_per_phase(web):
@@ -241,7 +244,7 @@ def test_progress_is_reported_per_phase(web):
         seen.append((desc, progress))
 
     h = web.handlers
-    h.send(None, "a cat and a dog", *_defaults(web), True, report)
+    h.send(None, "a cat and a dog", _defaults(web), True, report)
     labels = [d for d, _ in seen]
     assert labels[0] == PLANNING
     assert labels[-1] == DECODE
@@ -252,18 +255,20 @@ def test_progress_is_reported_per_phase(web):
 
 
 def _defaults(web):
-    from tests.fixtures_llm import TEST_MODEL
-
-    return (TEST_MODEL, web.llm.url, "lmd", 2, 102, True)  # a seed no other test uses
+    return ("", "", "", "", "lmd", 2, 102, True)  # the server's LLM; a seed no other test uses
 
 
 def test_the_render_limit_follows_concurrency(tmp_path):
     from lmd.api import RenderSettings
     from lmd.web.app import build_app, make_handlers
+    from lmd.web.limits import WebLimits
+    from lmd.web.llms import LlmChoice, LlmChoices
 
-    handlers = make_handlers(tmp_path, RenderSettings(), lambda *a: None, concurrency=2)
+    llms = LlmChoices(LlmChoice("openai/x", "http://127.0.0.1:9/v1"))
+    limits = WebLimits(max_waiting=3)
+    handlers = make_handlers(tmp_path, RenderSettings(), llms, concurrency=2, limits=limits)
+    assert (handlers.pool.slots, handlers.pool.max_waiting) == (2, 3)
     demo = build_app(handlers)
     fns = list(demo.fns.values())
-    assert {f.concurrency_limit for f in fns if f.concurrency_id == "render"} == {2}
     undo = next(f for f in fns if f.api_name == "undo")
     assert undo.concurrency_limit is None  # undo never waits behind a render

@@ -112,6 +112,58 @@ def test_lmd_web_serves_the_page_and_stops_on_ctrl_c(llm_server, tmp_path):
         server.send_signal(signal.SIGINT)
         server.wait(timeout=60)
     assert len(llm_server.requests) == 1
-    assert server.returncode in (0, 130)
+    assert server.returncode == 130  # as every lmd command after Ctrl-C
     kept = list((tmp_path / "kept").glob("*/1/session.json"))  # -o keeps each page's files
     assert len(kept) == 1 and '"a cat and a dog"' in kept[0].read_text()
+
+
+@NO_GRADIO
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_server_removes_its_temporary_folder(tmp_path, signum, code):
+    """SIGTERM (a service manager, `kill`) cleans up as Ctrl-C does: every session's pictures
+    and Gradio's copies of them were in the temporary folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = free_port()
+    env = dict(os.environ, TMPDIR=str(temp), LMD_CACHE_DIR=str(tmp_path / "cache"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lmd", "web", "--port", str(port), *TINY_ARGS],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        line = ""
+        while "open http" not in line and time.monotonic() < deadline and server.poll() is None:
+            line = server.stderr.readline()
+        assert "open http" in line, line
+        [folder] = temp.glob("lmd-web-*")
+        cache = folder / ".gradio-cache"
+        assert cache.is_dir() and (cache.stat().st_mode & 0o777) == 0o700
+        server.send_signal(signum)
+        assert server.wait(timeout=60) == code
+    finally:
+        server.kill()
+    assert not folder.exists()
+    assert not list(temp.glob("gradio*"))  # nothing in the system's shared Gradio folder
+
+
+@NO_GRADIO
+def test_sharing_options_are_checked_before_anything_is_served(capsys):
+    from lmd.cli import run
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code = run(["web", "--host", "0.0.0.0", "--port", port, "--visitor-llm", *TINY_ARGS])
+        lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 3
+    assert lines[1] == (
+        "warning: --visitor-llm lets visitors make this server send LLM requests to addresses "
+        "of their choosing (with their own keys, never this server's)"
+    )
+    assert run(["web", "--allow-llm", "m@http://", *TINY_ARGS]) == 2
+    assert "needs an http(s) URL" in capsys.readouterr().err
+    assert run(["web", "--model", "random:tiny", "--steps", "200"]) == 2
+    assert "200 is more than --max-steps 100" in capsys.readouterr().err

@@ -132,3 +132,24 @@ def test_progress_names_each_phase_and_ends_with_decoding():
         (DECODE, 0.0),
         ("refiner", (1, 3)),
     ]
+
+
+def test_the_strip_is_drawn_at_thumbnail_size_whatever_the_canvas(tmp_path):
+    from lmd.conversation import Session
+
+    big = Layout.model_validate(
+        {"boxes": [{"name": "a cat", "x": 40, "y": 40, "w": 900, "h": 600}],
+         "background": "a park", "width": 4096, "height": 2048}
+    )  # fmt: skip
+    picture = tmp_path / "turn-001.png"
+    Image.new("RGB", (1024, 512), "white").save(picture)
+    turn = {"request": "a cat", "reply": "x", "background_seed": 1, "object_ids": ["obj1"],
+            "object_seeds": [2], "layout": big.model_dump()}  # fmt: skip
+    session = Session.model_validate(
+        {"seed": 1, "turns": [turn, {**turn, "image_path": str(picture)}], "cursor": 1}
+    )
+    (sketched, _), (drawn, caption) = views.thumbnails(session)
+    assert sketched.size == (160, 80) and drawn.size == (160, 80)
+    assert caption.endswith("(now)")
+    assert Image.open(picture).size == (1024, 512)  # the picture itself is untouched
+    assert max(views.picture(session.turns[0], True).size) == views.DISPLAY_SIZE

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -84,33 +85,57 @@ class Page:
 
 
 class WebServer:
-    """The `lmd web` app on a free loopback port, with its own scripted LLM server."""
+    """The `lmd web` app on a free loopback port, with its own scripted LLM server.
 
-    def __init__(self, root: Path, *, concurrency: int = 1) -> None:
+    As `lmd web` does: the server's key is in its environment (`OPENAI_API_KEY`, here
+    `TEST_API_KEY`), Gradio's cache is a private folder under `root`, and visitors may choose
+    the server's LLM or (`visitor_servers`) a server of their own.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        concurrency: int = 1,
+        limits: Any = None,
+        allowed: tuple[str, ...] = (),
+        visitor_servers: bool = True,
+    ) -> None:
         self.root = Path(root)
         self.concurrency = concurrency
+        self.limits = limits
+        self.allowed = allowed
+        self.visitor_servers = visitor_servers
 
     def __enter__(self) -> WebServer:
-        from lmd.prompts import Planner
-
         from lmd.api import RenderSettings
         from lmd.web.app import Defaults, build_app, launch, make_handlers
+        from lmd.web.cache import use_private_cache
+        from lmd.web.limits import WebLimits
+        from lmd.web.llms import LlmChoice, LlmChoices
 
+        self._saved = {k: os.environ.get(k) for k in ("OPENAI_API_KEY", "GRADIO_TEMP_DIR")}
+        os.environ["OPENAI_API_KEY"] = TEST_API_KEY  # the server's own secret
+        self.cache = use_private_cache(self.root)
         self.llm = ScriptedLLMServer()
-
-        def planner(model, base_url):
-            return Planner(
-                model=model, llm_base_url=base_url, api_key=TEST_API_KEY, cache=False,
-                retry_wait=0.001, max_retries=1, timeout=10.0,
-            )  # fmt: skip
-
+        limits = self.limits or WebLimits()
+        self.llms = LlmChoices(
+            server=LlmChoice(TEST_MODEL, self.llm.url),
+            allowed=[LlmChoice.parse(a) for a in self.allowed],
+            visitor_servers=self.visitor_servers,
+            cache=False,
+            options=dict(retry_wait=0.001, max_retries=1, attempt_timeout=10.0,
+                         max_boxes=limits.max_boxes),
+        )  # fmt: skip
         self.settings = RenderSettings(**TINY_SETTINGS)
         self.handlers = make_handlers(
-            self.root / "sessions", self.settings, planner, concurrency=self.concurrency
+            self.root / "sessions", self.settings, self.llms, concurrency=self.concurrency,
+            limits=limits,
+        )  # fmt: skip
+        self.demo = build_app(self.handlers, Defaults(seed=7))
+        self.url = launch(
+            self.demo, port=free_port(), root=self.root, max_upload_bytes=limits.max_upload_bytes
         )
-        defaults = Defaults(llm=TEST_MODEL, llm_base_url=self.llm.url, seed=7)
-        self.demo = build_app(self.handlers, defaults)
-        self.url = launch(self.demo, port=free_port(), root=self.root)
         return self
 
     def page(self) -> Page:
@@ -131,3 +156,8 @@ class WebServer:
     def __exit__(self, *exc: object) -> None:
         self.demo.close()
         self.llm.stop()
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

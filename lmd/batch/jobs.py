@@ -1,11 +1,14 @@
 """Batch jobs: one (prompt index, repeat) each, with its own folder and seed.
 
-A job is done exactly when its `meta.json` exists (written last, atomically, after the
-pictures); a failed job has an `error.json` instead. Everything else is pending.
+A job is done when its `meta.json` (written last, atomically, after the pictures) reads as
+JSON and every file it names is there and opens; a `meta.json` whose files are not is
+"damaged", drawn again like a pending job. A failed job has an `error.json` instead.
+Everything else is pending.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -41,18 +44,55 @@ def all_jobs(indices: Iterable[int], repeats: int) -> list[Job]:
 
 
 def status(out_dir: Path, job: Job) -> str:
-    """ "done", "failed" or "pending"."""
+    """ "done", "damaged" (a `meta.json` whose files are not all right), "failed" or "pending"."""
     folder = out_dir / job.name
     if (folder / META).is_file():
-        return "done"
+        return "done" if damage(folder) is None else "damaged"
     if (folder / ERROR).is_file():
         return "failed"
     return "pending"
 
 
+def damage(folder: Path) -> str | None:
+    """What is wrong with a drawn job's files, or None when `meta.json` reads as JSON and
+    every file it names exists and opens (pictures decode, JSON files parse)."""
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"its {META} is not readable JSON"
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not files:
+        return f"its {META} names no files"
+    for name in files.values():
+        if not isinstance(name, str) or Path(name).name != name:
+            return f"its {META} names {name!r}, not a file of the job's folder"
+        problem = _unreadable(folder / name)
+        if problem is not None:
+            return f"its {name} {problem}"
+    return None
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the file at `path` cannot be used, or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        return "is missing"
+    try:
+        if path.suffix.lower() == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with Image.open(path) as image:
+                image.verify()  # reads every chunk and checks its CRC
+    except (OSError, ValueError, UnidentifiedImageError, SyntaxError):
+        return "does not open"
+    return None
+
+
 def pending_jobs(out_dir: Path, jobs: Sequence[Job], retry_failed: bool = False) -> list[Job]:
-    """The jobs still to draw (with `retry_failed`, the failed ones too), in order."""
-    wanted = {"pending", "failed"} if retry_failed else {"pending"}
+    """The jobs still to draw, damaged ones included (with `retry_failed`, the failed ones
+    too), in order."""
+    wanted = {"pending", "damaged", "failed"} if retry_failed else {"pending", "damaged"}
     return [job for job in jobs if status(out_dir, job) in wanted]
 
 
@@ -69,15 +109,21 @@ def read_record(out_dir: Path, job: Job) -> dict | None:
     for name in (META, ERROR):
         try:
             return json.loads((out_dir / job.name / name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        except ValueError:  # cannot happen with atomic writes, but never crash a summary on it
+        except (ValueError, OSError):  # a damaged or unreadable file: never crash a summary
             return {"error": f"{job.name}/{name} is not JSON"}
     return None
 
 
 def start(folder: Path) -> None:
-    """Make the job's folder and drop temporary files a killed run left in it."""
+    """Make the job's folder and drop temporary files a killed run left in it; raises
+    `OSError` naming the path in the way (a file where a folder belongs)."""
+    for place in (folder.parent, folder):
+        if place.exists() and not place.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, "a file is where the job's folder belongs (move it away)", str(place)
+            )
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*"):
         if stale.is_file():
@@ -91,9 +137,9 @@ def finish(folder: Path, meta: dict) -> Path:
     return path
 
 
-def fail(folder: Path, job: Job, stage: str, error: BaseException | str, **extra) -> Path:
-    """Write `error.json`: which stage failed, and why."""
-    record = {
+def failure_record(job: Job, stage: str, error: BaseException | str, **extra) -> dict:
+    """What `error.json` holds: which stage failed, and why."""
+    return {
         "index": job.index,
         "repeat": job.repeat,
         "stage": stage,
@@ -102,4 +148,9 @@ def fail(folder: Path, job: Job, stage: str, error: BaseException | str, **extra
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,
     }
+
+
+def fail(folder: Path, job: Job, stage: str, error: BaseException | str, **extra) -> Path:
+    """Write `error.json`: which stage failed, and why."""
+    record = failure_record(job, stage, error, **extra)
     return atomic_write_text(folder / ERROR, json.dumps(record, indent=1, ensure_ascii=False))

@@ -11,7 +11,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -141,8 +141,8 @@ def _ask_all(planner, prompts: Sequence[BatchPrompt], workers: int, keep) -> Non
         try:
             futures: dict[Future, BatchPrompt] = {pool.submit(_ask, planner, p): p for p in prompts}
             pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            while pending:  # each answer is kept as it arrives: a kill loses none of them
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 errors = [f.exception() for f in finished if f.exception() is not None]
                 for future in finished:
                     if future.exception() is None:

@@ -24,6 +24,7 @@ class ProcessStats:
     done: int = 0
     failed: int = 0
     seconds: float = 0.0  # from its first job's start to its last job's end
+    unrecorded: list[dict] = field(default_factory=list)  # failures no error.json could hold
 
     @property
     def images_per_hour(self) -> float:
@@ -41,6 +42,7 @@ class BatchSummary:
     processes: list[ProcessStats]
     to_draw: int  # jobs this run set out to draw
     failures: list[dict] = field(default_factory=list)
+    damaged: list[dict] = field(default_factory=list)  # {"job", "problem"}: drawn again
 
     @property
     def done(self) -> int:
@@ -67,6 +69,13 @@ class BatchSummary:
             wall = max(p.seconds for p in self.processes)
             total = 3600.0 * sum(p.done for p in self.processes) / wall if wall else 0.0
             out.append(f"  all processes: {total:.0f} images/hour")
+        if self.damaged:
+            shown = ", ".join(f"{d['job']} ({d['problem']})" for d in self.damaged[:3])
+            more = f" and {len(self.damaged) - 3} more" if len(self.damaged) > 3 else ""
+            out.append(
+                f"  {len(self.damaged)} jobs counted as drawn had damaged files and were drawn "
+                f"again: {shown}{more}"
+            )
         for failure in self.failures[:SHOWN_FAILURES]:
             out.append(f"  failed {failure['job']}: {failure['error']}")
         if self.failed:
@@ -77,16 +86,27 @@ class BatchSummary:
 
 
 def write_index(
-    out_dir: Path, jobs: Sequence[J.Job], planned: dict, processes: list, *, pending: int
+    out_dir: Path,
+    jobs: Sequence[J.Job],
+    planned: dict,
+    processes: list,
+    *,
+    pending: int,
+    damaged: Sequence[dict] = (),
 ) -> BatchSummary:
-    """Write `index.jsonl` from the jobs' own files and return the summary."""
+    """Write `index.jsonl` from the jobs' own files (and the failures the processes could not
+    write there) and return the summary. A job whose files are damaged counts as pending."""
     counts: Counter[str] = Counter({"done": 0, "failed": 0, "pending": 0})
+    unrecorded = {J.Job(f["index"], f["repeat"]).name: f for p in processes for f in p.unrecorded}
     failures = []
     lines = []
     for job in jobs:
         state = J.status(out_dir, job)
-        counts[state] += 1
         record = J.read_record(out_dir, job) or {}
+        if state in ("pending", "damaged") and job.name in unrecorded:
+            state, record = "failed", unrecorded[job.name]
+        state = "pending" if state == "damaged" else state
+        counts[state] += 1
         entry = {
             "index": job.index,
             "repeat": job.repeat,
@@ -105,5 +125,5 @@ def write_index(
     atomic_write_text(out_dir / INDEX_FILE, "".join(lines))
     return BatchSummary(
         out_dir, len(planned), len(jobs), counts, sorted(processes, key=lambda p: p.process),
-        pending, failures,
+        pending, failures, list(damaged),
     )  # fmt: skip

@@ -10,6 +10,7 @@ Rerunning the same call resumes: done jobs are skipped, pending ones drawn.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 from lmd.batch import jobs as J
 from lmd.batch.inputs import BatchPrompt
+from lmd.batch.lock import BatchLock
 from lmd.batch.plan import LAYOUTS_FILE, Planned, plan_prompts
 from lmd.batch.processes import Processes
 from lmd.batch.report import BatchSummary, ProcessStats, write_index
@@ -76,39 +78,54 @@ def run_batch(
     if not prompts:
         raise ValueError("there are no prompts to draw")
     record = _settings_record(settings, seed)
-    # 2. Stage 1, once, in the main process
-    if procs.is_main:
-        _check_settings(out, record)
-        plan_prompts(
-            prompts, out / LAYOUTS_FILE, planner, workers=llm_workers,
-            retry_failed=retry_failed, progress=on_plan,
-        )  # fmt: skip
-    procs.wait()
-    # 3. The pending jobs, listed once and shared out strided
-    planned = _planned_records(out, prompts)
-    jobs = J.all_jobs(planned, repeats)
-    pending = procs.broadcast(J.pending_jobs(out, jobs, retry_failed) if procs.is_main else None)
-    mine = J.split(pending, procs.index, procs.count)
-    if on_start is not None:
-        on_start(len(mine))
-    # 4. Draw this process's share
-    from lmd.models import resolve_device
+    # The main process holds the folder for the whole run: a second run would draw the same jobs.
+    with BatchLock(out) if procs.is_main else contextlib.nullcontext():
+        # 2. Stage 1, once, in the main process
+        if procs.is_main:
+            _check_settings(out, record)
+            plan_prompts(
+                prompts, out / LAYOUTS_FILE, planner, workers=llm_workers,
+                retry_failed=retry_failed, progress=on_plan,
+            )  # fmt: skip
+        procs.wait()
+        # 3. The pending jobs (damaged ones too), listed once and shared out strided
+        planned = _planned_records(out, prompts)
+        jobs = J.all_jobs(planned, repeats)
+        listed = _pending(out, jobs, retry_failed) if procs.is_main else None
+        pending, damaged = procs.broadcast(listed)
+        mine = J.split(pending, procs.index, procs.count)
+        if on_start is not None:
+            on_start(len(mine))
+        # 4. Draw this process's share
+        from lmd.models import resolve_device
 
-    device = str(resolve_device(procs.device or settings.device))
-    context = JobContext(out, planned, seed, {**record["settings"], "device": device}, procs.index)
-    stats = ProcessStats(procs.index, device)
-    if mine:
-        if renderer is None:
-            from lmd.api import Renderer
+        device = str(resolve_device(procs.device or settings.device))
+        context = JobContext(
+            out, planned, seed, {**record["settings"], "device": device}, procs.index
+        )
+        stats = ProcessStats(procs.index, device)
+        if mine:
+            if renderer is None:
+                from lmd.api import Renderer
 
-            renderer = Renderer(settings.replace(device=device))
-        stats = render_jobs(mine, renderer, context, on_job=on_job, progress=step_progress)
-    # 5. The index and summary, once everyone is done
-    every = procs.gather(stats)
-    procs.wait()
-    if not procs.is_main:
-        return None
-    return write_index(out, jobs, planned, every, pending=len(pending))
+                renderer = Renderer(settings.replace(device=device))
+            stats = render_jobs(mine, renderer, context, on_job=on_job, progress=step_progress)
+        # 5. The index and summary, once everyone is done
+        every = procs.gather(stats)
+        procs.wait()
+        if not procs.is_main:
+            return None
+        return write_index(out, jobs, planned, every, pending=len(pending), damaged=damaged)
+
+
+def _pending(out: Path, jobs: list[J.Job], retry_failed: bool) -> tuple[list[J.Job], list[dict]]:
+    """The jobs to draw, and what was wrong with each damaged one among them."""
+    pending = J.pending_jobs(out, jobs, retry_failed)
+    damaged = []
+    for job in pending:
+        if (out / job.name / J.META).is_file() and (why := J.damage(out / job.name)):
+            damaged.append({"job": job.name, "problem": why})
+    return pending, damaged
 
 
 def _planned_records(out: Path, prompts: Sequence[BatchPrompt]) -> dict[int, Planned]:
@@ -134,7 +151,7 @@ def render_jobs(
     stats = ProcessStats(context.process, str(context.settings.get("device") or "default"))
     start = time.perf_counter()
     for job in jobs:
-        ok = _one_job(job, renderer, context, progress)
+        ok = _one_job(job, renderer, context, progress, stats)
         stats.done += ok
         stats.failed += not ok
         stats.seconds = time.perf_counter() - start
@@ -143,25 +160,37 @@ def render_jobs(
     return stats
 
 
-def _one_job(job: J.Job, renderer, context: JobContext, progress) -> bool:
+def _one_job(job: J.Job, renderer, context: JobContext, progress, stats: ProcessStats) -> bool:
+    """Draw one job; any failure of it is its own `error.json` (or, when even that cannot be
+    written, a failure the summary reports), never the run's."""
     from lmd.api import save_outputs
 
     folder = context.out_dir / job.name
-    J.start(folder)
     planned = context.planned[job.index]
     seed = J.job_seed(context.base_seed, job.index, job.repeat)
     about = {"index": job.index, "repeat": job.repeat, "caption": planned.caption, "seed": seed}
-    if planned.layout is None:
-        J.fail(folder, job, "plan", planned.error or "no layout", caption=planned.caption)
+
+    def failed(stage: str, error: BaseException | str, **extra) -> bool:
+        try:
+            J.fail(folder, job, stage, error, caption=planned.caption, **extra)
+        except OSError:  # the folder itself is unusable: the summary says so instead
+            stats.unrecorded.append(J.failure_record(job, stage, error, **extra))
         return False
+
+    try:
+        J.start(folder)
+    except OSError as e:
+        where = Path(e.filename).relative_to(context.out_dir) if e.filename else job.name
+        return failed("start", f"cannot use {where}: {e.strerror or e}")
+    if planned.layout is None:
+        return failed("plan", planned.error or "no layout")
     renderer.cache.clear()  # jobs share nothing: the same picture whichever process draws it
     try:
         result = renderer.render(planned.layout, seed=seed, progress=progress)
         files = save_outputs(folder, result.image, planned.layout)
     except Exception as e:  # out of memory, a layout the model cannot draw: the run goes on
         _free_memory()
-        J.fail(folder, job, "render", e, caption=planned.caption, seed=seed)
-        return False
+        return failed("render", e, seed=seed)
     meta = {
         **about,
         "task": planned.task,
@@ -214,8 +243,15 @@ def _check_settings(out: Path, record: dict) -> None:
     except FileNotFoundError:
         atomic_write_text(path, json.dumps(record, indent=1) + "\n")
         return
-    except ValueError:
-        raise ValueError(f"{path} is not JSON; use another output folder") from None
+    except (ValueError, OSError) as e:
+        old = e
+    if not isinstance(old, dict) or not isinstance(old.get("settings", {}), dict):
+        raise ValueError(
+            f"{path} is damaged ({'not JSON' if isinstance(old, Exception) else 'not settings'})"
+            f"; it records the settings the pictures in {out} were drawn with. To resume, "
+            f"delete it and rerun with the same options (every job's meta.json lists them "
+            f'under "settings" and "base_seed"); or use another output folder'
+        )
     from lmd.api import RenderSettings
 
     # A setting newer than the folder's batch.json was drawn with its default.

@@ -24,7 +24,7 @@ import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
 import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app, click_module
-from lmd.cli.errors import for_the_cli
+from lmd.cli.errors import for_the_cli, show_warning
 from lmd.quiet import ignore_library_warnings
 
 __all__ = ["INTERRUPTED", "USAGE", "app", "bench_app", "main", "run"]
@@ -34,7 +34,14 @@ INTERRUPTED = 130
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
+    """Run the CLI on `argv` and return its exit code; errors become one line on stderr, and
+    warnings one `warning: ...` line each."""
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     from lmd.layouts.errors import LmdError, one_line
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -44,7 +51,6 @@ def run(argv: list[str] | None = None) -> int:
         for var in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(var, "error")  # read when they are first imported
         ignore_library_warnings()
-    _show_font_warnings()
     exceptions = click_module().exceptions
     import typer
 
@@ -78,24 +84,6 @@ def run(argv: list[str] | None = None) -> int:
     if code == INTERRUPTED:
         print("interrupted", file=sys.stderr)
     return code
-
-
-def _show_font_warnings() -> None:
-    """A `FontWarning` (a label no font here draws) as one `warning: ...` line on stderr."""
-    from lmd.layouts import FontWarning
-
-    shown = warnings.showwarning
-    if getattr(shown, "lmd", False):
-        return
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, FontWarning):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
-    show.lmd = True  # type: ignore[attr-defined]
-    warnings.showwarning = show
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,6 +15,56 @@ from lmd.cli.progress import EVERY, Bars, Count, say_loading
 from lmd.settings import RenderSettings
 
 BATCH_PANEL = "Batch"
+Prompts = Annotated[
+    str,
+    typer.Argument(
+        metavar="PROMPTS",
+        help='A text file (one caption a line), a JSONL file of {"caption": ...} or '
+        '{"layout": {...}} records, or lmd-benchmark (the 400 LMD benchmark captions).',
+    ),
+]
+Output = Annotated[Path, typer.Option("-o", "--output-dir", help="Folder for the batch.")]
+Repeats = Annotated[
+    int,
+    typer.Option("--repeats", min=1, help="Pictures per prompt.", rich_help_panel=BATCH_PANEL),
+]
+Limit = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        help="Only the first N prompts (lmd-benchmark: the first N of each task).",
+        rich_help_panel=BATCH_PANEL,
+    ),
+]
+RetryFailed = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed",
+        help="Draw the failed jobs again (and plan failed prompts again).",
+        rich_help_panel=BATCH_PANEL,
+    ),
+]
+NumProcesses = Annotated[
+    int | None,
+    typer.Option(
+        "--num_processes",
+        "--num-processes",
+        min=1,
+        help="Start N processes through accelerate, one per GPU (CPU processes on a machine "
+        "without CUDA or with --device cpu).",
+        rich_help_panel=BATCH_PANEL,
+    ),
+]
+LlmConcurrency = Annotated[
+    int,
+    typer.Option(
+        "--llm-concurrency",
+        min=1,
+        help="LLM requests in flight at once while planning.",
+        rich_help_panel="LLM (stage 1)",
+    ),
+]
 
 
 @app.command("batch")
@@ -21,45 +72,13 @@ BATCH_PANEL = "Batch"
 @render_options()
 def batch_command(
     ctx: typer.Context,
-    prompts: str = typer.Argument(
-        ...,
-        metavar="PROMPTS",
-        help='A text file (one caption a line), a JSONL file of {"caption": ...} or '
-        '{"layout": {...}} records, or lmd-benchmark (the 400 LMD benchmark captions).',
-    ),  # fmt: skip
-    output: Path = typer.Option(..., "-o", "--output-dir", help="Folder for the batch."),
-    repeats: int = typer.Option(
-        1, "--repeats", min=1, help="Pictures per prompt.", rich_help_panel=BATCH_PANEL
-    ),
-    limit: int | None = typer.Option(
-        None,
-        "--limit",
-        min=1,
-        rich_help_panel=BATCH_PANEL,
-        help="Only the first N prompts (lmd-benchmark: the first N of each task).",
-    ),  # fmt: skip
-    retry_failed: bool = typer.Option(
-        False,
-        "--retry-failed",
-        rich_help_panel=BATCH_PANEL,
-        help="Draw the failed jobs again (and plan failed prompts again).",
-    ),  # fmt: skip
-    num_processes: int | None = typer.Option(
-        None,
-        "--num_processes",
-        "--num-processes",
-        min=1,
-        rich_help_panel=BATCH_PANEL,
-        help="Start N processes through accelerate, one per GPU (CPU processes on a machine "
-        "without CUDA or with --device cpu).",
-    ),  # fmt: skip
-    llm_concurrency: int = typer.Option(
-        8,
-        "--llm-concurrency",
-        min=1,
-        rich_help_panel="LLM (stage 1)",
-        help="LLM requests in flight at once while planning.",
-    ),  # fmt: skip
+    prompts: Prompts,
+    output: Output,
+    repeats: Repeats = 1,
+    limit: Limit = None,
+    retry_failed: RetryFailed = False,
+    num_processes: NumProcesses = None,
+    llm_concurrency: LlmConcurrency = 8,
     seed: int = seed_option(0),
     *,
     llm_options: LlmOptions,
@@ -67,39 +86,65 @@ def batch_command(
 ) -> None:
     """Plan and draw every prompt: DIR/layouts.jsonl, then DIR/NNNNN/rR/image.png per job.
 
-    A job is done when its meta.json exists: rerun the same command to resume. Failed jobs
-    write error.json and the run goes on; the command then exits 1. Seeds come from (--seed,
-    prompt, repeat) only, so the pictures are the same on any number of processes.
+    A job is done when its meta.json reads and the pictures it names open: rerun the same
+    command to resume (a damaged job is drawn again). Failed jobs write error.json and the run
+    goes on; the command then exits 1. Seeds come from (--seed, prompt, repeat) only, so the
+    pictures are the same on any number of processes. One run at a time per folder.
     """
-    from lmd.batch import Processes, read_prompts, run_batch
-    from lmd.batch.processes import launch, on_cpu, single_cpu_notice
+    from lmd.batch import read_prompts
 
+    # 1. Check inputs: the prompts and every setting, before a process starts or the LLM is asked
     batch = read_prompts(prompts, limit)
     settings.check()
-    procs = Processes.current(settings.device)
+    # 2. This process's place (or start N of them and wait for them)
+    procs = _processes(ctx, num_processes, settings.device)
+    # 3. Plan and draw, with progress bars
+    summary = _draw(
+        batch, output, procs, settings=settings, seed=seed, repeats=repeats,
+        retry_failed=retry_failed, llm_workers=llm_concurrency, planner=llm_options.planner,
+    )  # fmt: skip
+    # 4. The summary, once, from the main process
+    if summary is not None:
+        _report(summary)
+
+
+def _processes(ctx: typer.Context, num_processes: int | None, device: str | None):
+    """This process's place among the batch's processes; with `--num_processes N` (N > 1) in
+    a lone process, start N processes through accelerate instead and exit with their code."""
+    from lmd.batch import Processes
+    from lmd.batch.processes import launch, on_cpu, single_cpu_notice
+
+    procs = Processes.current(device)
     if num_processes is not None and num_processes > 1 and procs.count == 1:
         argv = _argv_without_num_processes(ctx)
-        raise typer.Exit(launch(argv, num_processes, cpu=on_cpu(settings.device)))
+        raise typer.Exit(launch(argv, num_processes, cpu=on_cpu(device)))
     if procs.is_main and (notice := single_cpu_notice()):
         print(f"note: {notice}", file=sys.stderr)
-    bars = Bars(disable=procs.count > 1 or None)
-    job_bar = _JobBar(procs, settings, bars)
+    return procs
 
+
+def _draw(batch, output: Path, procs, **options):
+    """`run_batch` with a bar for stage 1, one for this process's jobs and one per phase."""
+    from lmd.batch import run_batch
+
+    bars = Bars(disable=procs.count > 1 or None)
+    job_bar = _JobBar(procs, options["settings"], bars)
     try:
-        summary = run_batch(
-            batch, output, planner=llm_options.planner,
-            settings=settings, seed=seed, repeats=repeats, retry_failed=retry_failed,
-            llm_workers=llm_concurrency, processes=procs, on_plan=_plan_bar(procs),
-            on_start=job_bar.start, on_job=job_bar.step, step_progress=bars,
+        return run_batch(
+            batch, output, processes=procs, on_plan=_plan_bar(procs), on_start=job_bar.start,
+            on_job=job_bar.step, step_progress=bars, **options,
         )  # fmt: skip
     finally:
         bars.close()
         job_bar.close()
-    if summary is not None:
-        print("\n".join(summary.lines()))
-        if summary.failed:
-            # Scripts and CI see that the folder is incomplete; the summary says how to retry.
-            raise typer.Exit(1)
+
+
+def _report(summary) -> None:
+    """Print the summary; exit 1 while any job has failed."""
+    print("\n".join(summary.lines()))
+    if summary.failed:
+        # Scripts and CI see that the folder is incomplete; the summary says how to retry.
+        raise typer.Exit(1)
 
 
 class _JobBar:

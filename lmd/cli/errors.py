@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 
 from lmd.cli.options import LlmOptions
 from lmd.settings import SETTINGS
@@ -43,3 +44,15 @@ def for_the_cli(message: str) -> str:
         return FLAGS[name] if value in ("True", "") else f"{FLAGS[name]} {value}"
 
     return _NAMED.sub(flag, message)
+
+
+WARNING_CHARS = 300
+"""A warning longer than this (a list of fifty object names) is cut, on its one line."""
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` for the CLI: one `warning: ...` line on stderr, no source line."""
+    text = " ".join(str(message).split()) or category.__name__
+    if len(text) > WARNING_CHARS:
+        text = text[: WARNING_CHARS - 3] + "..."
+    print(f"warning: {for_the_cli(text)}", file=file or sys.stderr, flush=True)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import LlmOptions, llm_options, render_options, seed_option
+from lmd.cli.options import LlmOptions, llm_options, render_options, retry_to_stderr, seed_option
 from lmd.layouts.errors import LmdError
 from lmd.settings import RenderSettings
+from lmd.web.cache import use_private_cache
+from lmd.web.limits import WebLimits
 
 INSTALL = 'pip install -e ".[web]" (or pip install "lmd[web]")'
+INTERRUPTED = 130
 
 
 def check_port(host: str, port: int) -> None:
@@ -44,6 +50,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+SHARING = "Sharing"
+_LIMITS = WebLimits()
+TERMINATED = 143
+"""Exit code after SIGTERM (128 + 15, as shells report it); Ctrl-C exits 130."""
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop serving and clean up, as Ctrl-C does."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
 @app.command("web")
 @llm_options
 @render_options()
@@ -63,48 +83,189 @@ def web_command(
         "(default: a temporary folder, removed when the server stops).",
     ),
     seed: int | None = seed_option(None, "Seed of new conversations (default: random)."),
+    allow_llm: list[str] = typer.Option(
+        [],
+        "--allow-llm",
+        metavar="MODEL[@URL]",
+        rich_help_panel=SHARING,
+        help="Another LLM visitors may choose, asked with this server's keys (repeatable); "
+        "--llm and --llm-base-url are always offered.",
+    ),  # fmt: skip
+    visitor_llm: bool | None = typer.Option(
+        None,
+        "--visitor-llm/--no-visitor-llm",
+        rich_help_panel=SHARING,
+        help="Let visitors use their own OpenAI-compatible server with their own key (never "
+        "this server's). Default: on for 127.0.0.1 only.",
+    ),  # fmt: skip
+    max_boxes: int = typer.Option(
+        _LIMITS.max_boxes,
+        "--max-boxes",
+        min=1,
+        rich_help_panel=SHARING,
+        help="Objects in one picture (the LLM is asked for no more).",
+    ),  # fmt: skip
+    max_canvas: int = typer.Option(
+        _LIMITS.max_canvas,
+        "--max-canvas",
+        min=8,
+        rich_help_panel=SHARING,
+        help="A layout canvas's side in pixels (the table, an opened session).",
+    ),  # fmt: skip
+    max_turns: int = typer.Option(
+        _LIMITS.max_turns,
+        "--max-turns",
+        min=1,
+        rich_help_panel=SHARING,
+        help="Turns in one conversation, an opened session's included.",
+    ),  # fmt: skip
+    max_steps: int = typer.Option(
+        _LIMITS.max_steps,
+        "--max-steps",
+        min=1,
+        rich_help_panel=SHARING,
+        help="Denoising steps a visitor may choose.",
+    ),  # fmt: skip
+    max_waiting: int = typer.Option(
+        _LIMITS.max_waiting,
+        "--max-waiting",
+        min=1,
+        rich_help_panel=SHARING,
+        help="Pictures waiting for a renderer; more are refused as busy.",
+    ),  # fmt: skip
+    max_upload_mb: float = typer.Option(
+        _LIMITS.max_upload_mb,
+        "--max-upload-mb",
+        min=0.001,
+        rich_help_panel=SHARING,
+        help="Size of an uploaded session file, in MB.",
+    ),  # fmt: skip
+    cache_minutes: float = typer.Option(
+        _LIMITS.cache_seconds / 60,
+        "--cache-minutes",
+        min=0.1,
+        rich_help_panel=SHARING,
+        help="Copies of pictures and sessions the page served are deleted this old.",
+    ),  # fmt: skip
     *,
     llm_options: LlmOptions,
     settings: RenderSettings,
 ) -> None:
-    """Serve the chat, the picture and its editable layout on one page in the browser."""
-    try:
-        from lmd.web.app import Defaults, build_app, launch, make_handlers
-    except ImportError as e:
-        raise LmdError(
-            f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
-        ) from None
+    """Serve the chat, the picture and its editable layout on one page in the browser.
 
-    from lmd.prompts import default_llm
-
+    Ctrl-C or SIGTERM stops it (exit 130, 143) and removes its temporary folder.
+    """
+    _check_gradio()
+    # 1. Check inputs, before anything is served
     settings.check()
+    if seed is not None and not 0 <= seed < 2**31:
+        raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")
+    if settings.steps is not None and settings.steps > max_steps:
+        more = f"{settings.steps} is more than --max-steps {max_steps}"
+        raise typer.BadParameter(more, param_hint="--steps")
+    limits = WebLimits(
+        max_boxes=max_boxes, max_canvas=max_canvas, max_turns=max_turns, max_steps=max_steps,
+        max_waiting=max_waiting, max_upload_mb=max_upload_mb,
+        cache_seconds=max(1, round(cache_minutes * 60)),
+    )  # fmt: skip
+    llms = _llm_choices(
+        llm_options.llm, llm_options.llm_base_url, allow_llm,
+        is_loopback(host) if visitor_llm is None else visitor_llm,
+        cache=llm_options.cache, max_retries=llm_options.llm_retries,
+        llm_timeout=llm_options.llm_timeout,
+        max_boxes=max_boxes,
+    )  # fmt: skip
     if not is_loopback(host):
         print(
             f"warning: --host {host} lets anyone who can reach this machine use the page "
             "(and its GPU)",
             file=sys.stderr,
         )
+        if llms.visitor_servers:
+            print(
+                "warning: --visitor-llm lets visitors make this server send LLM requests to "
+                "addresses of their choosing (with their own keys, never this server's)",
+                file=sys.stderr,
+            )
     check_port(host, port)
+    # 2. The folders: the sessions' (temporary unless -o), Gradio's private cache inside it
+    # (set before gradio is imported: it reads the cache folder at import too)
     root = output or Path(tempfile.mkdtemp(prefix="lmd-web-"))
     root.mkdir(parents=True, exist_ok=True)
-
-    handlers = make_handlers(
-        root, settings, llm_options.planner, concurrency=concurrency,
-        remove_on_close=output is None,
-    )  # fmt: skip
-    demo = build_app(
-        handlers,
-        Defaults(
-            llm=llm_options.llm or default_llm(),
-            llm_base_url=llm_options.llm_base_url or os.environ.get("LMD_LLM_BASE_URL", ""),
-            seed=seed,
-        ),
-    )
+    cache = use_private_cache(root)
+    # 3. Serve until Ctrl-C or SIGTERM; clean up either way
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    demo = None
     try:
-        url = launch(demo, host=host, port=port, root=root)
+        try:
+            from lmd.web.app import Defaults, build_app, launch, make_handlers
+        except ImportError as e:
+            raise LmdError(f"lmd web needs gradio, which did not import ({e}): {INSTALL}") from None
+        handlers = make_handlers(
+            root, settings, llms, concurrency=concurrency, limits=limits,
+            remove_on_close=output is None,
+        )  # fmt: skip
+        demo = build_app(handlers, Defaults(seed=seed))
+        url = launch(
+            demo, host=host, port=port, root=root, max_upload_bytes=limits.max_upload_bytes
+        )
         print(f"lmd web: open {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
-        demo.block_thread()
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        code = INTERRUPTED
+    except _Terminated:
+        code = TERMINATED
     finally:
-        demo.close()
+        signal.signal(signal.SIGTERM, previous)
+        if demo is not None:
+            demo.close()
+        shutil.rmtree(cache, ignore_errors=True)
         if output is None:
             shutil.rmtree(root, ignore_errors=True)
+    print("lmd web: stopped", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def _check_gradio() -> None:
+    """Say in one line how to install gradio when it is not there (before anything is made)."""
+    try:
+        found = importlib.util.find_spec("gradio") is not None
+        error = "No module named 'gradio'"
+    except ImportError as e:
+        found, error = False, str(e)
+    if not found:
+        raise LmdError(
+            f"lmd web needs gradio, which did not import ({error}); install it with: {INSTALL}"
+        )
+
+
+def _llm_choices(
+    llm: str | None,
+    llm_base_url: str | None,
+    allowed: list[str],
+    visitors: bool,
+    *,
+    cache: bool,
+    **options,
+):
+    """The LLMs visitors may choose: the server's own, the allowed ones, and (with
+    `visitors`) a server of their own."""
+    from lmd.prompts import default_llm
+    from lmd.web.llms import LlmChoice, LlmChoices, check_url
+
+    base_url = llm_base_url or os.environ.get("LMD_LLM_BASE_URL") or None
+    if base_url:
+        check_url(base_url, "--llm-base-url")
+    try:
+        choices = [LlmChoice.parse(a) for a in allowed]
+    except ValueError as e:
+        message = str(e).removeprefix("--allow-llm ")
+        raise typer.BadParameter(message, param_hint="--allow-llm") from None
+    return LlmChoices(
+        server=LlmChoice(llm or default_llm(), base_url),
+        allowed=choices,
+        visitor_servers=visitors,
+        cache=cache,
+        options={**options, "on_retry": retry_to_stderr},
+    )

@@ -15,7 +15,9 @@ from lmd.api import RenderSettings
 from lmd.controller.config import LMDConfig
 from lmd.controller.methods import method_names
 from lmd.settings import SETTINGS
-from lmd.web.handlers import Handlers, PlannerFactory, friendly
+from lmd.web.handlers import Handlers, friendly
+from lmd.web.limits import WebLimits
+from lmd.web.llms import LlmChoices
 from lmd.web.pool import RenderPool
 from lmd.web.views import COLUMNS, canvas_text, status_text
 
@@ -46,18 +48,24 @@ def theme() -> gr.themes.Base:
 class Defaults:
     """What the settings accordion starts with (the command line's options)."""
 
-    llm: str = ""
-    llm_base_url: str = ""
     seed: int | None = None
 
 
+CACHE_SWEEPS = 6
+"""Gradio's cache is swept this many times per `cache_seconds` (files older than that go)."""
+
+
 def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks:
-    """The page; renders go through the queue, as many at once as the handlers' pool has slots."""
+    """The page. Pictures wait for a renderer in the handlers' pool (its own line, with a
+    measured estimate and Stop), not in Gradio's queue; Gradio's copies of files are deleted
+    once they are `handlers.limits.cache_seconds` old."""
     d = defaults or Defaults()
     h = handlers
-    concurrency = handlers.pool.slots
+    llms = handlers.llms
+    age = handlers.limits.cache_seconds
     quick = {"concurrency_limit": None, "show_progress": "hidden"}
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    sweep = (max(1, age // CACHE_SWEEPS), age)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=sweep) as demo:
         state = gr.State(None, delete_callback=lambda ws: ws.close() if ws else None)
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         with gr.Row(equal_height=False):
@@ -75,7 +83,9 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                     lines=1,
                     max_lines=4,
                 )
-                send = gr.Button("Send", variant="primary")
+                with gr.Row():
+                    send = gr.Button("Send", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="lmd-stop")
                 with gr.Row():
                     undo = gr.Button("Undo", size="sm", interactive=False, elem_id="lmd-undo")
                     redo = gr.Button("Redo", size="sm", interactive=False)
@@ -128,10 +138,19 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
             )  # fmt: skip
         with gr.Accordion("Settings", open=False):
             with gr.Row():
-                llm = gr.Textbox(label="LLM model (litellm)", value=d.llm, placeholder="default")
-                base_url = gr.Textbox(
-                    label="LLM base URL", value=d.llm_base_url, placeholder="provider default"
-                )
+                llm = gr.Dropdown(llms.labels, value=llms.labels[0], label="LLM", scale=2)
+                own_model = gr.Textbox(
+                    "", label="Your server's model", visible=llms.visitor_servers,
+                    placeholder="qwen2.5-7b-instruct",
+                )  # fmt: skip
+                own_url = gr.Textbox(
+                    "", label="Your server's base URL (OpenAI-compatible)",
+                    visible=llms.visitor_servers, placeholder="http://host:8000/v1",
+                )  # fmt: skip
+                own_key = gr.Textbox(
+                    "", label="Its API key (used for this request only, never stored)",
+                    type="password", visible=llms.visitor_servers, placeholder="none",
+                )  # fmt: skip
             with gr.Row():
                 method = gr.Dropdown(
                     list(method_names()), value=handlers.render.method,
@@ -139,17 +158,18 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                 )  # fmt: skip
                 steps = gr.Number(
                     value=handlers.render.steps, precision=0,
-                    label=f"{SETTINGS['steps'].label} (blank: {LMDConfig().steps})",
+                    label=f"{SETTINGS['steps'].label} (blank: {LMDConfig().steps}; at most "
+                    f"{handlers.limits.max_steps})",
                 )  # fmt: skip
                 seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
                 sam = gr.Checkbox(value=handlers.render.sam, label=SETTINGS["sam"].label)
 
-        settings = [llm, base_url, method, steps, seed, sam]
-        # Renders queue (at most `concurrency` at once); their progress and errors show on the
-        # status line, so the picture and the conversation stay in view.
+        settings = [llm, own_model, own_url, own_key, method, steps, seed, sam]  # FIELDS
+        # Pictures wait in the pool's line (not Gradio's queue), which tells each where it
+        # stands; their progress and errors show on the status line, so the picture and the
+        # conversation stay in view.
         render = {
-            "concurrency_limit": concurrency, "concurrency_id": "render",
-            "show_progress_on": [status],
+            "concurrency_limit": None, "concurrency_id": "render", "show_progress_on": [status],
         }  # fmt: skip
         view = [
             state, chat, image, status, table, background, negative, canvas, strip, objects,
@@ -158,26 +178,40 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
 
         @friendly
         def on_send(
-            ws, words, llm, base_url, method, steps, seed, sam, show_boxes,
-            progress=gr.Progress(),
+            ws, words, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes,
+            request: gr.Request, progress=gr.Progress(),
         ):  # fmt: skip
-            return h.send(ws, words, llm, base_url, method, steps, seed, sam, show_boxes, progress)
+            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
+            return h.send(ws, words, values, show_boxes, progress, request.session_hash)
 
         @friendly
         def on_apply(
-            ws, rows, background, negative, llm, base_url, method, steps, seed, sam, show_boxes,
-            progress=gr.Progress(),
+            ws, rows, background, negative, llm, own_model, own_url, own_key, method, steps,
+            seed, sam, show_boxes, request: gr.Request, progress=gr.Progress(),
         ):  # fmt: skip
+            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
             return h.apply(
-                ws, rows, background, negative, llm, base_url, method, steps, seed, sam,
-                show_boxes, progress,
+                ws, rows, background, negative, values, show_boxes, progress,
+                request.session_hash,
             )  # fmt: skip
 
         @friendly
         def on_new_seed(
-            ws, llm, base_url, method, steps, seed, sam, show_boxes, progress=gr.Progress()
+            ws, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes,
+            request: gr.Request, progress=gr.Progress(),
+        ):  # fmt: skip
+            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
+            return h.new_seed(ws, values, show_boxes, progress, request.session_hash)
+
+        def on_stop(request: gr.Request) -> None:
+            h.stop(request.session_hash)
+
+        @friendly
+        def on_open(
+            ws, upload, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes
         ):
-            return h.new_seed(ws, llm, base_url, method, steps, seed, sam, show_boxes, progress)
+            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
+            return h.open(ws, upload, values, show_boxes)
 
         @friendly
         def on_jump(ws, show_boxes, evt: gr.SelectData):
@@ -200,8 +234,9 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
         strip.select(on_jump, [state, boxes], view, api_visibility="private", **quick)
         boxes.change(friendly(h.refresh), [state, boxes], view, api_name="refresh", **quick)
         upload.upload(
-            friendly(h.open), [state, upload, *settings, boxes], view, api_name="open", **quick
+            on_open, [state, upload, *settings, boxes], view, api_name="open", **quick
         )  # fmt: skip
+        stop.click(on_stop, None, None, api_name="stop", queue=False, show_progress="hidden")
     demo.queue(default_concurrency_limit=None)
     return demo
 
@@ -209,26 +244,36 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
 def make_handlers(
     root: str | Path,
     render: RenderSettings,
-    planner: PlannerFactory,
+    llms: LlmChoices,
     *,
     concurrency: int = 1,
+    limits: WebLimits | None = None,
     remove_on_close: bool = False,
 ) -> Handlers:
     """The page's actions, with a pool of at most `concurrency` renderers at work."""
+    limits = limits or WebLimits()
+    pool = RenderPool(concurrency, max_waiting=limits.max_waiting)
     return Handlers(
-        Path(root), RenderPool(concurrency), render, planner, remove_on_close=remove_on_close
-    )
+        Path(root), pool, render, llms, limits=limits, remove_on_close=remove_on_close
+    )  # fmt: skip
 
 
 def launch(
-    demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = None
+    demo: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    root: str | Path | None = None,
+    max_upload_bytes: int | None = None,
 ) -> str:
     """Serve `demo` on `host`:`port` in the background (no share link); returns the local URL.
 
     `root` is the folder the sessions' files are in (Gradio serves files only from there,
-    its own cache and the temporary folder). `demo.block_thread()` waits; `demo.close()` stops.
+    its own cache and the temporary folder); an upload over `max_upload_bytes` is refused.
+    `demo.close()` stops it.
     """
     _, url, _ = demo.launch(
+        max_file_size=max_upload_bytes,
         server_name=host,
         server_port=port,
         share=False,

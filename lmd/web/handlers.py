@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,36 @@ import gradio as gr
 
 from lmd.api import RenderSettings
 from lmd.layouts import LmdError
-from lmd.layouts.errors import one_line
+from lmd.layouts.errors import one_line as _one_line
 from lmd.layouts.seeds import is_seed, seed_problem
 from lmd.layouts.words import counted
 from lmd.settings import SETTINGS
 from lmd.web import views
+from lmd.web.limits import WebLimits
+from lmd.web.llms import LlmChoices
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
 from lmd.web.state import TurnSettings, WebSession
+from lmd.web.stop import STOPPED, RenderStopped, Stops
 
 log = logging.getLogger("lmd.web")
 WEB_LIMIT = 400
 """Characters of an error message the page shows."""
 
-PlannerFactory = Callable[[str | None, str | None], Any]
-"""`factory(llm, llm_base_url)` -> a `lmd.prompts.Planner` (None: the command's default)."""
+FIELDS = ("llm", "own_model", "own_url", "own_key", "method", "steps", "seed", "sam")
+"""The Settings fields each drawing action reads, in this order."""
+_PATH = re.compile(r"(?<![\w:/.~<-])/(?:[^\s'\"/<>]+/)+([^\s'\"/<>]+)")
+
+
+def hide_paths(text: str) -> str:
+    """`text` with every absolute path cut to its last part: a page never shows where the
+    server keeps files (URLs stay as they are)."""
+    return _PATH.sub(r"\1", text)
+
+
+def one_line(error: BaseException, limit: int = WEB_LIMIT) -> str:
+    """`error` on one line for the page: no server paths, at most `limit` characters."""
+    return _one_line(hide_paths(_one_line(error, None)), limit)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,24 +114,25 @@ class View:
 
 
 class Handlers:
-    """The page's actions over per-session `WebSession`s, a shared pool and a planner factory."""
+    """The page's actions over per-session `WebSession`s, a shared pool and the LLM choices."""
 
     def __init__(
         self,
         root: Path,
         pool: RenderPool,
         render: RenderSettings,
-        planner: PlannerFactory,
+        llms: LlmChoices,
         *,
+        limits: WebLimits | None = None,
         remove_on_close: bool = False,
     ) -> None:
         self.root = Path(root)
         self.pool = pool
         self.render = render
-        self.planner_factory = planner
+        self.llms = llms
+        self.limits = limits or WebLimits()
         self.remove_on_close = remove_on_close
-        self._planners: dict[tuple[str | None, str | None], Any] = {}
-        self._planners_lock = threading.Lock()
+        self.stops = Stops()
 
     # --- settings --------------------------------------------------------------------------
 
@@ -124,57 +141,61 @@ class Handlers:
             state = WebSession(self.root, self.pool, remove_on_close=self.remove_on_close)
         return state
 
-    def planner(self, llm: str | None, base_url: str | None) -> Any:
-        key = ((llm or "").strip() or None, (base_url or "").strip() or None)
-        with self._planners_lock:
-            if key not in self._planners:
-                self._planners[key] = self.planner_factory(*key)
-            return self._planners[key]
-
-    def settings(self, llm, base_url, method, steps, seed, sam) -> TurnSettings:
-        """The accordion's values, checked by the settings' own rules; errors name the field as
-        the page labels it."""
+    def settings(self, values: Sequence[Any]) -> TurnSettings:
+        """The Settings fields (`FIELDS` order), checked by the settings' own rules and this
+        server's limits; errors name the field as the page labels it."""
+        llm, own_model, own_url, own_key, method, steps, seed, sam = values
         steps, seed = _number(steps), _number(seed)
         render = self.render.replace(method=method, steps=steps, sam=bool(sam))
         for name, problem in render.problems().items():
             raise ValueError(f"{SETTINGS[name].label} {problem}")
+        if render.steps is not None and render.steps > self.limits.max_steps:
+            raise ValueError(
+                f"{SETTINGS['steps'].label} must be at most {self.limits.max_steps} on this "
+                f"server but is {render.steps}"
+            )
         if seed is not None and not is_seed(seed):
             raise ValueError(f"Seed {seed_problem(seed)}")
-        return TurnSettings(render=render, planner=self.planner(llm, base_url), seed=seed)
+        planner = self.llms.planner(llm, own_model, own_url, own_key)
+        return TurnSettings(render=render, planner=planner, seed=seed)
 
     # --- actions ---------------------------------------------------------------------------
 
-    def send(self, state, text, llm, base_url, method, steps, seed, sam, show_boxes, progress):
+    def send(self, state, text, values, show_boxes, progress, session: str = ""):
         ws = self.session(state)
         if not (text or "").strip():
             raise ValueError("say what to draw or what to change first")
-        settings = self.settings(llm, base_url, method, steps, seed, sam)
-        with ws.busy(wait=True):
-            report = PhaseProgress(progress)
+        settings = self.settings(values)
+        with self._drawing(ws, progress, session) as report:
             report.planning()
             ws.send(text, settings, progress=report)
             ws.notes = []
-        return (*View(ws, show_boxes).values(), "")
+            text = ""
+        return (*View(ws, show_boxes).values(), text)
 
-    def apply(self, state, rows, background, negative, *rest):
-        *settings_values, show_boxes, progress = rest
+    def apply(self, state, rows, background, negative, values, show_boxes, progress, session=""):
         ws = self.session(state)
-        settings = self.settings(*settings_values)
+        settings = self.settings(values)
         turn = ws.current
         canvas = (turn.layout.width, turn.layout.height) if turn is not None else (512, 512)
         layout, notes = views.layout_from_table(_rows(rows), background, negative, *canvas)
-        with ws.busy(wait=True):
-            ws.edit(layout, settings, progress=PhaseProgress(progress))
+        self.limits.check_layout(layout)
+        with self._drawing(ws, progress, session) as report:
+            ws.edit(layout, settings, progress=report)
             ws.notes = notes
         return View(ws, show_boxes).values()
 
-    def new_seed(self, state, llm, base_url, method, steps, seed, sam, show_boxes, progress):
+    def new_seed(self, state, values, show_boxes, progress, session: str = ""):
         ws = self.session(state)
-        settings = self.settings(llm, base_url, method, steps, seed, sam)
-        with ws.busy(wait=True):
-            ws.reroll(settings, progress=PhaseProgress(progress))
+        settings = self.settings(values)
+        with self._drawing(ws, progress, session) as report:
+            ws.reroll(settings, progress=report)
             ws.notes = []
         return View(ws, show_boxes).values()
+
+    def stop(self, session: str) -> None:
+        """Stop this browser session's picture (waiting or being drawn), if there is one."""
+        self.stops.stop(session)
 
     def undo(self, state, show_boxes):
         ws = self.session(state)
@@ -205,13 +226,13 @@ class Handlers:
             ws.start_over()
         return (*View(ws, show_boxes).values(), "")
 
-    def open(self, state, upload, llm, base_url, method, steps, seed, sam, show_boxes):
+    def open(self, state, upload, values, show_boxes):
         ws = self.session(state)
         if not upload:
             raise ValueError("choose a session.json file to open")
-        settings = self.settings(llm, base_url, method, steps, seed, sam)
+        settings = self.settings(values)
         with ws.busy(wait=False):
-            ws.open(upload, settings)
+            ws.open(upload, settings, self.limits)
             turns = len(ws.conversation.turns)
             ws.notes = [
                 f"Opened {Path(upload).name}: {counted(turns, 'turn')}. A session "
@@ -223,6 +244,19 @@ class Handlers:
     def refresh(self, state, show_boxes):
         """Show the current turn again (the boxes toggle)."""
         return View(self.session(state), show_boxes).values()
+
+    @contextmanager
+    def _drawing(self, ws: WebSession, progress, session: str) -> Iterator[PhaseProgress]:
+        """Hold the page's conversation for one picture (refused while another is drawn, or
+        past the turn limit), with progress that Stop can end; a stop changes nothing."""
+        with ws.busy(wait=False):
+            if ws.conversation is not None:  # a new turn drops the undone ones
+                self.limits.check_turns(len(ws.conversation.turns))
+            with self.stops.watch(session) as flag:
+                try:
+                    yield PhaseProgress(progress, stop=flag)
+                except RenderStopped:
+                    ws.notes = [STOPPED]
 
 
 def _number(value: Any) -> Any:

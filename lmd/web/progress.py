@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
+
+from lmd.web.stop import RenderStopped
 
 PHASES = {
     "loading": "loading the models (the first picture with these settings)",
@@ -22,16 +25,30 @@ class PhaseProgress:
     """Adapts the renderer's callback to a `gr.Progress` (`report((step, total), desc=...)`).
 
     Each phase gets its own bar, named for people; when the last phase's steps are done the
-    bar says the picture is being decoded (the controller's last, stepless phase).
+    bar says the picture is being decoded (the controller's last, stepless phase). While the
+    picture waits for a renderer, `waiting(text)` shows where it stands. Once `stop` is set,
+    the next report raises `RenderStopped` (the render stops between two steps).
     """
 
-    def __init__(self, report: Callable[..., Any]) -> None:
+    def __init__(self, report: Callable[..., Any], stop: threading.Event | None = None) -> None:
         self.report = report
+        self.stop = stop
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def planning(self) -> None:
         self.report(0.0, desc=PLANNING, unit="steps")
 
+    def waiting(self, text: str) -> None:
+        """The picture waits for a renderer; `text` says how long, as far as is known."""
+        if self.stopped():
+            raise RenderStopped()
+        self.report(0.0, desc=text, unit="steps")
+
     def __call__(self, phase: str, step: int, total: int) -> None:
+        if self.stopped():
+            raise RenderStopped()
         label = PHASES.get(phase, phase)
         if phase in STEPLESS:
             self.report(0.0, desc=label, unit="steps")

@@ -20,6 +20,7 @@ from PIL import Image
 
 from lmd.api import RenderSettings
 from lmd.conversation import Conversation, RenderOutput, RenderRequest, Session, SessionError, Turn
+from lmd.web.limits import WebLimits
 from lmd.web.pool import RenderPool
 
 SESSION_FILE = "session.json"
@@ -58,7 +59,12 @@ class PooledRender:
             if progress is not None:
                 progress(LOADING, 0, 1)
 
-        with self.pool.renderer(self.settings, on_load=loading) as renderer:
+        # The page's `PhaseProgress` also hears where the picture stands in line, and stops it.
+        on_wait = getattr(progress, "waiting", None)
+        stopped = getattr(progress, "stopped", None)
+        with self.pool.renderer(
+            self.settings, on_load=loading, on_wait=on_wait, stopped=stopped
+        ) as renderer:
             output = renderer(request)
         self.last = output
         return output
@@ -157,22 +163,30 @@ class WebSession:
         self._drop()
         self.notes = []
 
-    def open(self, path: str | Path, settings: TurnSettings) -> Conversation:
-        """Continue the session saved at `path` (a copy is kept here); raises `SessionError`.
+    def open(
+        self, path: str | Path, settings: TurnSettings, limits: WebLimits | None = None
+    ) -> Conversation:
+        """Continue the session saved at `path` (a copy is kept here); raises `SessionError`,
+        or `LimitError` for a session past `limits`. A failure leaves the page as it was.
 
         Pictures are not part of a session file, and the paths it names are not followed
         (they could name anyone's files on this server): only this page's own pictures show.
         """
         session = Session.load(path)
+        (limits or WebLimits()).check_session(session, Path(path).name)
         turns = [
             t if self.owns(t.image_path) else t.model_copy(update={"image_path": None})
             for t in session.turns
         ]
         session = session.model_copy(update={"turns": turns})
-        conversation = self._new(settings, session=session)
-        conversation.save()
+        conversation, render = self._new(settings, session=session)
+        try:
+            conversation.save()
+        except BaseException:
+            conversation.close()
+            raise
         self._drop()
-        self.conversation = conversation
+        self.conversation, self._render = conversation, render
         self.notes = []
         return conversation
 
@@ -192,29 +206,33 @@ class WebSession:
 
     def _ready(self, settings: TurnSettings) -> Conversation:
         if self.conversation is None:
-            self.conversation = self._new(settings)
+            self.conversation, self._render = self._new(settings)
         self.conversation.planner = settings.planner
         assert self._render is not None
         self._render.settings = settings.render
         self._render.last = None
         return self.conversation
 
-    def _new(self, settings: TurnSettings, session: Session | None = None) -> Conversation:
+    def _new(
+        self, settings: TurnSettings, session: Session | None = None
+    ) -> tuple[Conversation, PooledRender]:
+        """A new conversation in a folder of its own, and the render function it draws with."""
         self._count += 1
         folder = self.folder / f"{self._count}"
-        self._render = PooledRender(self.pool, settings.render)
+        pooled = PooledRender(self.pool, settings.render)
         render = settings.render
         meta = {"model": render.model, "method": render.method, "steps": render.steps}
         options: dict[str, Any] = {"session": session} if session is not None else {
             "seed": settings.seed, "meta": meta,
         }  # fmt: skip
-        return Conversation(
+        conversation = Conversation(
             settings.planner,
-            self._render,
+            pooled,
             session_path=folder / SESSION_FILE,
             out_dir=folder,
             **options,
         )
+        return conversation, pooled
 
     def _keep(self, turn: Turn) -> Turn:
         output = self._render.last if self._render is not None else None

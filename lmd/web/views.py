@@ -25,6 +25,9 @@ COLUMNS = ["name", "x", "y", "w", "h"]
 DISPLAY_SIZE = 512
 """Pictures smaller than this are enlarged (nearest neighbour) before boxes are drawn on them,
 so the names stay readable on tiny test models."""
+THUMBNAIL_SIZE = 160
+"""The longest side of a picture in the strip of turns (drawn at this size, whatever the
+canvas: a session of large canvases costs no more memory than one of small ones)."""
 
 _warnings_lock = threading.Lock()
 
@@ -142,10 +145,28 @@ def picture(turn: Turn | None, show_boxes: bool) -> Image.Image | None:
         return None
     image = turn.image
     if image is None:
-        return draw(turn.layout)
+        return sketch(turn.layout, DISPLAY_SIZE)
     if not show_boxes:
         return image
     return draw(turn.layout, _display(image))
+
+
+def _thumbnail(image: Image.Image) -> Image.Image:
+    scale = THUMBNAIL_SIZE / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def sketch(layout: Layout, size: int) -> Image.Image:
+    """The layout drawn alone, its longest side at most `size` pixels."""
+    scale = min(1.0, size / max(layout.width, layout.height))
+    if scale < 1.0:
+        width = max(1, round(layout.width * scale))
+        height = max(1, round(layout.height * scale))
+        layout = layout.scaled(width, height)
+    return draw(layout)
 
 
 def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
@@ -153,8 +174,7 @@ def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
     items = []
     for i, turn in enumerate(session.turns):
         image = turn.image  # read from disk on each access: once here
-        if image is None:
-            image = draw(turn.layout)
+        image = sketch(turn.layout, THUMBNAIL_SIZE) if image is None else _thumbnail(image)
         mark = " (now)" if i == session.cursor else " (undone)" if i > session.cursor else ""
         items.append((image, f"{i + 1}. {request_text(turn)}{mark}"))
     return items
@@ -172,6 +192,6 @@ def canvas_text(layout: Layout | None) -> str:
 def status_text(turn: Turn | None, notes: Sequence[str] = ()) -> str:
     """The line under the picture: the current turn's outcome and any notes."""
     if turn is None:
-        return "Say what to draw, or fill in the table and press Apply."
+        return "\n\n".join(["Say what to draw, or fill in the table and press Apply.", *notes])
     lines = [outcome_text(turn), *notes]
     return "\n\n".join(lines)
