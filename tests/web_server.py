@@ -20,9 +20,11 @@ import pytest
 from tests.fixtures_llm import TEST_API_KEY, TEST_MODEL, ScriptedLLMServer
 from tests.test_product import CAT_DOG, DOG_MOVED  # the same LLM replies as the product tests
 
+WEB_PACKAGES = ("gradio", "gradio_client", "gradio_image_annotation")
 NO_GRADIO = pytest.mark.skipif(
-    importlib.util.find_spec("gradio") is None or importlib.util.find_spec("gradio_client") is None,
-    reason='gradio is not installed: pip install -e ".[web]" (the dev extra includes it)',
+    any(importlib.util.find_spec(name) is None for name in WEB_PACKAGES),
+    reason=f'{" or ".join(WEB_PACKAGES)} is not installed: pip install -e ".[web]" '
+    "(the dev extra includes it)",
 )
 
 TINY_SETTINGS = dict(model="random:tiny", steps=2, sam_model="random:tiny", device="cpu")
@@ -30,7 +32,7 @@ TINY_ARGS = ["--model", "random:tiny", "--steps", "2", "--sam", "random:tiny", "
 """The same settings as `lmd` options (so a command in the test reuses the loaded models)."""
 VIEW = [
     "chat", "picture", "status", "table", "background", "negative", "canvas", "turns",
-    "objects", "picture_file", "session_file",
+    "objects", "picture_file", "session_file", "editor",
 ]  # fmt: skip
 """The app's outputs as gradio_client returns them (the state and buttons are not returned)."""
 
@@ -86,9 +88,10 @@ class Page:
 class WebServer:
     """The `lmd web` app on a free loopback port, with its own scripted LLM server."""
 
-    def __init__(self, root: Path, *, concurrency: int = 1) -> None:
+    def __init__(self, root: Path, *, concurrency: int = 1, seed: int | None = 7) -> None:
         self.root = Path(root)
         self.concurrency = concurrency
+        self.seed = seed
 
     def __enter__(self) -> WebServer:
         from lmd.prompts import Planner
@@ -108,7 +111,7 @@ class WebServer:
         self.handlers = make_handlers(
             self.root / "sessions", self.settings, planner, concurrency=self.concurrency
         )
-        defaults = Defaults(llm=TEST_MODEL, llm_base_url=self.llm.url, seed=7)
+        defaults = Defaults(llm=TEST_MODEL, llm_base_url=self.llm.url, seed=self.seed)
         self.demo = build_app(self.handlers, defaults)
         self.url = launch(self.demo, port=free_port(), root=self.root)
         return self

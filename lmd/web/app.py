@@ -1,26 +1,29 @@
-"""`build_app`: the one-screen Gradio page (chat, picture, layout table) and `launch`.
+"""`build_app`: the one-screen Gradio page (chat, picture, layout) and `launch`.
 
+The page's parts are built in `lmd.web.page`, what they do is wired in `lmd.web.events`.
 Nothing on the page loads from outside the machine: analytics are off, the theme uses the
-fonts Gradio ships, and there are no share links.
+fonts Gradio ships (the box editor's too), and there are no share links.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from lmd.api import RenderSettings
-from lmd.controller.methods import method_names
-from lmd.web.handlers import Handlers, PlannerFactory, friendly
+from lmd.web import events, page
+from lmd.web.handlers import Handlers, PlannerFactory
+from lmd.web.page import Defaults
 from lmd.web.pool import RenderPool
-from lmd.web.views import COLUMNS, canvas_text, status_text
+
+__all__ = ["Defaults", "build_app", "launch", "make_handlers"]
 
 TITLE = "lmd: talk to a picture"
 INTRO = (
     "Say what to draw, in any language; then say what to change, or fix the layout by hand "
-    "in the table and press **Apply** (no LLM is asked). Undo and redo step through the turns."
+    "(drag its boxes on the picture, or type in the table) and press **Apply** (no LLM is "
+    "asked). Undo and redo step through the turns."
 )
 CSS = """
 .lmd-status { min-height: 4.5em; }
@@ -40,164 +43,23 @@ def theme() -> gr.themes.Base:
     )
 
 
-@dataclass
-class Defaults:
-    """What the settings accordion starts with (the command line's options)."""
-
-    llm: str = ""
-    llm_base_url: str = ""
-    seed: int | None = None
-
-
 def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks:
-    """The page; renders go through the queue, as many at once as the handlers' pool has slots."""
-    d = defaults or Defaults()
-    h = handlers
-    concurrency = handlers.pool.slots
-    quick = {"concurrency_limit": None, "show_progress": "hidden"}
+    """The page: the conversation, the picture and the layout side by side, the per-object
+    pictures and the settings below; renders go through the queue, as many at once as the
+    handlers' pool has slots."""
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         state = gr.State(None, delete_callback=lambda ws: ws.close() if ws else None)
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=300):
-                chat = gr.Chatbot(
-                    label="Conversation",
-                    height=430,
-                    feedback_options=None,
-                    buttons=[],
-                    elem_id="lmd-chat",
-                )
-                text = gr.Textbox(
-                    label="What to draw or change",
-                    placeholder="a cat to the left of a dog / move the dog up / make it night",
-                    lines=1,
-                    max_lines=4,
-                )
-                send = gr.Button("Send", variant="primary")
-                with gr.Row():
-                    undo = gr.Button("Undo", size="sm", interactive=False, elem_id="lmd-undo")
-                    redo = gr.Button("Redo", size="sm", interactive=False)
-                    reroll = gr.Button("New seed", size="sm", interactive=False)
-                    restart = gr.Button("Start over", size="sm")
+                talk = page.talk_column()
             with gr.Column(scale=5, min_width=360):
-                image = gr.Image(
-                    label="Picture", type="pil", format="png", interactive=False, height=430,
-                    buttons=["download", "fullscreen"], elem_id="lmd-picture",
-                )  # fmt: skip
-                boxes = gr.Checkbox(label="Draw the layout boxes over the picture", value=True)
-                status = gr.Markdown(
-                    status_text(None),
-                    elem_classes="lmd-status",
-                    elem_id="lmd-status",
-                )
-                strip = gr.Gallery(
-                    label="Turns (click one to go back to it)", columns=8, rows=1, height=120,
-                    allow_preview=False, object_fit="cover", fit_columns=False, buttons=[],
-                    format="png", elem_classes="lmd-strip", elem_id="lmd-turns",
-                )  # fmt: skip
-                with gr.Row():
-                    picture_file = gr.DownloadButton(
-                        "Download picture", size="sm", interactive=False
-                    )
-                    session_file = gr.DownloadButton(
-                        "Download session", size="sm", interactive=False
-                    )
-                    upload = gr.UploadButton(
-                        "Open a session", size="sm", file_types=[".json"], type="filepath"
-                    )
-            with gr.Column(scale=4, min_width=300):
-                gr.Markdown("### Layout")
-                canvas = gr.Markdown(canvas_text(None))
-                table = gr.Dataframe(
-                    headers=COLUMNS, datatype=["str", "number", "number", "number", "number"],
-                    type="array", interactive=True, column_count=len(COLUMNS),
-                    row_count=1, label="Objects (name and box)", show_label=False,
-                    elem_id="lmd-layout",
-                )  # fmt: skip
-                background = gr.Textbox(label="Background", lines=1)
-                negative = gr.Textbox(label="Negative prompt", lines=1)
-                apply = gr.Button(
-                    "Apply: draw this layout (no LLM)", variant="primary", elem_id="lmd-apply"
-                )
-        with gr.Accordion("Objects, each drawn on its own", open=False):
-            objects = gr.Gallery(
-                label="Per-object pictures (before they are composed)", columns=6, height=210,
-                object_fit="contain", fit_columns=False, format="png", elem_id="lmd-objects",
-            )  # fmt: skip
-        with gr.Accordion("Settings", open=False):
-            with gr.Row():
-                llm = gr.Textbox(label="LLM model (litellm)", value=d.llm, placeholder="default")
-                base_url = gr.Textbox(
-                    label="LLM base URL", value=d.llm_base_url, placeholder="provider default"
-                )
-            with gr.Row():
-                method = gr.Dropdown(
-                    list(method_names()), value=handlers.render.method, label="Method"
-                )  # fmt: skip
-                steps = gr.Number(
-                    value=handlers.render.steps, label="Steps (blank: 50)", precision=0
-                )
-                seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
-                sam = gr.Checkbox(value=handlers.render.sam, label="Refine masks with SAM")
-
-        settings = [llm, base_url, method, steps, seed, sam]
-        # Renders queue (at most `concurrency` at once); their progress and errors show on the
-        # status line, so the picture and the conversation stay in view.
-        render = {
-            "concurrency_limit": concurrency, "concurrency_id": "render",
-            "show_progress_on": [status],
-        }  # fmt: skip
-        view = [
-            state, chat, image, status, table, background, negative, canvas, strip, objects,
-            picture_file, session_file, undo, redo, reroll,
-        ]  # fmt: skip
-
-        @friendly
-        def on_send(
-            ws, words, llm, base_url, method, steps, seed, sam, show_boxes,
-            progress=gr.Progress(),
-        ):  # fmt: skip
-            return h.send(ws, words, llm, base_url, method, steps, seed, sam, show_boxes, progress)
-
-        @friendly
-        def on_apply(
-            ws, rows, background, negative, llm, base_url, method, steps, seed, sam, show_boxes,
-            progress=gr.Progress(),
-        ):  # fmt: skip
-            return h.apply(
-                ws, rows, background, negative, llm, base_url, method, steps, seed, sam,
-                show_boxes, progress,
-            )  # fmt: skip
-
-        @friendly
-        def on_new_seed(
-            ws, llm, base_url, method, steps, seed, sam, show_boxes, progress=gr.Progress()
-        ):
-            return h.new_seed(ws, llm, base_url, method, steps, seed, sam, show_boxes, progress)
-
-        @friendly
-        def on_jump(ws, show_boxes, evt: gr.SelectData):
-            return h.jump(ws, show_boxes, evt.index)
-
-        gr.on(
-            [send.click, text.submit], on_send, [state, text, *settings, boxes], [*view, text],
-            api_name="send", **render,
-        )  # fmt: skip
-        apply.click(
-            on_apply, [state, table, background, negative, *settings, boxes], view,
-            api_name="apply", **render,
-        )  # fmt: skip
-        reroll.click(on_new_seed, [state, *settings, boxes], view, api_name="new_seed", **render)
-        undo.click(friendly(h.undo), [state, boxes], view, api_name="undo", **quick)
-        redo.click(friendly(h.redo), [state, boxes], view, api_name="redo", **quick)
-        restart.click(
-            friendly(h.start_over), [state, boxes], [*view, text], api_name="start_over", **quick
-        )  # fmt: skip
-        strip.select(on_jump, [state, boxes], view, api_visibility="private", **quick)
-        boxes.change(friendly(h.refresh), [state, boxes], view, api_name="refresh", **quick)
-        upload.upload(
-            friendly(h.open), [state, upload, *settings, boxes], view, api_name="open", **quick
-        )  # fmt: skip
+                picture = page.picture_column()
+            with gr.Column(scale=5, min_width=360):
+                layout = page.layout_column()
+        objects = page.objects_accordion()
+        settings = page.settings_accordion(handlers.render, defaults or Defaults())
+        events.wire(demo, page.Page(state, talk, picture, layout, objects, settings), handlers)
     demo.queue(default_concurrency_limit=None)
     return demo
 

@@ -1,7 +1,8 @@
 """What each button does: run the turn on the page's `WebSession`, then say what to show.
 
 Every handler returns the whole view (`View`), so the page always shows the current turn.
-Failures become one readable `gr.Error` in the page; the conversation is left as it was.
+Failures become one readable `gr.Error` in the page; the conversation is left as it was, and
+the failure is kept on the `WebSession` for the conversation to show.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from lmd.api import RenderSettings
 from lmd.controller.methods import method_names
+from lmd.conversation import Turn
 from lmd.layouts import LmdError
-from lmd.web import views
+from lmd.web import boxes, views
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
-from lmd.web.state import TurnSettings, WebSession
+from lmd.web.state import BusyError, Failure, TurnSettings, WebSession
 
 log = logging.getLogger("lmd.web")
 SEED_LIMIT = 2**31
@@ -36,31 +39,56 @@ def one_line(error: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn any failure of `fn` into one readable message in the page (no traceback there)."""
+def failure_text(error: BaseException, name: str) -> str:
+    """What the page says when `name` failed with `error`: one line, no traceback."""
+    if isinstance(error, gr.Error):
+        return one_line(ValueError(error.message))
+    if isinstance(error, (LmdError, ValueError, OSError)):
+        return one_line(error)
+    log.exception("lmd web: %s failed", name)  # a bug: the details go to the server's log only
+    return (
+        f"something went wrong ({type(error).__name__}: {one_line(error)}); "
+        "the server's log has the details"
+    )
+
+
+def friendly(
+    fn: Callable[..., Any], asked: Callable[..., str | None] | None = None
+) -> Callable[..., Any]:
+    """Turn any failure of `fn` into one readable message in the page (no traceback there).
+
+    An action (one given `asked`, which tells from `fn`'s arguments what the person asked, or
+    None for a button) also keeps its failure on the page's `WebSession` (`fn`'s first
+    argument), for the conversation to show until the next action.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        page = args[0] if asked is not None and args else None
+        page = page if isinstance(page, WebSession) else None
+        if page is not None:
+            page.failure = None
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (LmdError, ValueError, OSError) as e:
-            raise gr.Error(one_line(e), print_exception=False) from None
-        except Exception as e:  # a bug: the details go to the server's log only
-            log.exception("lmd web: %s failed", fn.__name__)
-            raise gr.Error(
-                f"something went wrong ({type(e).__name__}: {one_line(e)}); "
-                "the server's log has the details",
-                print_exception=False,
-            ) from None
+        except Exception as e:
+            message = failure_text(e, fn.__name__)
+            if page is not None and not isinstance(e, BusyError):
+                page.failure = Failure(asked(*args), message)
+            raise gr.Error(message, print_exception=False) from None
 
     return wrapper
 
 
+def _canvas(turn: Turn | None) -> Image.Image:
+    """The picture under the box editor: the turn's, at its layout's size (or a blank one)."""
+    if turn is None:
+        return boxes.canvas(None, *views.DEFAULT_CANVAS)
+    return boxes.canvas(turn.image, turn.layout.width, turn.layout.height)
+
+
 @dataclass
 class View:
-    """Everything the page shows for a session's current turn, in `OUTPUTS` order."""
+    """Everything the page shows for a session's current turn, in `Page.view` order."""
 
     session: WebSession
     show_boxes: bool
@@ -71,14 +99,14 @@ class View:
         layout = turn.layout if turn is not None else None
         turns = conversation.session if conversation is not None else None
         number = (turns.cursor + 1, len(turns.turns)) if turns is not None else (0, 0)
-        status = views.status_text(turn, ws.notes)
+        status = views.status_text(turn, ws.notes, ws.failure)
         if turn is not None:
             status = f"**Turn {number[0]} of {number[1]}**: {status}"
         session_file = ws.session_file
         picture_file = ws.picture_file(turn)
         return (
             ws,
-            views.chat_messages(conversation.turns if conversation is not None else []),
+            views.chat_messages(conversation.turns if conversation else [], ws.failure),
             views.picture(turn, self.show_boxes),
             status,
             views.table_rows(layout),
@@ -92,6 +120,7 @@ class View:
                 value=str(session_file) if session_file else None,
                 interactive=session_file is not None,
             ),
+            boxes.editor_value(views.table_rows(layout), _canvas(turn)),
             gr.Button(interactive=conversation is not None and conversation.can_undo),
             gr.Button(interactive=conversation is not None and conversation.can_redo),
             gr.Button(interactive=turn is not None),
@@ -161,7 +190,8 @@ class Handlers:
         settings = self.settings(*settings_values)
         turn = ws.current
         canvas = (turn.layout.width, turn.layout.height) if turn is not None else (512, 512)
-        layout, notes = views.layout_from_table(_rows(rows), background, negative, *canvas)
+        cells = views.table_cells(rows)
+        layout, notes = views.layout_from_table(cells, background, negative, *canvas)
         with ws.busy(wait=True):
             ws.edit(layout, settings, progress=PhaseProgress(progress))
             ws.notes = notes
@@ -235,14 +265,3 @@ def _whole(value: Any, field: str, *, low: int, high: int | None = None) -> int 
         limit = f"from {low} to {high - 1}" if high is not None else f"of at least {low}"
         raise ValueError(f"{field} must be a whole number {limit}, not {value!r}")
     return int(number)
-
-
-def _rows(table: Any) -> list[list[Any]]:
-    """The table's rows, whichever form Gradio hands them in (list, DataFrame, dict)."""
-    if table is None:
-        return []
-    if isinstance(table, dict):
-        table = table.get("data", [])
-    if hasattr(table, "values") and hasattr(table, "columns"):
-        table = table.values.tolist()
-    return [list(row) for row in table]
