@@ -273,3 +273,17 @@ def test_the_render_limit_follows_concurrency(tmp_path):
     assert {f.concurrency_limit for f in fns if f.concurrency_id == "render"} == {2}
     undo = next(f for f in fns if f.api_name == "undo")
     assert undo.concurrency_limit is None  # undo never waits behind a render
+
+
+def test_loading_the_box_editor_prints_nothing_to_the_terminal(web, capfd):
+    import urllib.request
+
+    from gradio_image_annotation import image_annotator
+
+    capfd.readouterr()
+    component = image_annotator.get_component_class_id()
+    file = f"gradio_api/custom_component/{component}/client/component/index.js"
+    with urllib.request.urlopen(web.url + file, timeout=30) as answer:
+        assert answer.status == 200 and b"import" in answer.read()
+    out, err = capfd.readouterr()
+    assert "environment=client" not in out + err

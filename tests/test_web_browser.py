@@ -236,8 +236,13 @@ def test_boxes_drawn_named_and_deleted_on_the_blank_canvas_make_a_picture(web, b
     page.keyboard.press("Delete")
     page.wait_for_function(CELL_IS, arg=[0, 0, "a blue cube"])
     assert page.locator('#lmd-layout [data-testid="cell-1-0"]').count() == 0
-    # 3. Describe the background and Apply: a first picture, with no LLM.
-    page.get_by_label("Background").fill("a gym")
+    # 3. Apply with no background: the reason shows and the boxes stay, to fix and retry.
+    page.locator("#lmd-apply").click()
+    page.locator("#lmd-chat").get_by_text("Not done: the background is empty").wait_for()
+    page.wait_for_timeout(500)
+    assert cell(page, 0, 0).inner_text().strip() == "a blue cube"
+    # 4. Describe the background and Apply: a first picture, with no LLM.
+    page.get_by_role("textbox", name="Background").fill("a gym")
     page.locator("#lmd-apply").click()
     status.get_by_text("Turn 1 of 1").wait_for(timeout=120_000)
     assert "1 object: a blue cube" in status.inner_text()

@@ -106,7 +106,7 @@ def test_a_failure_follows_the_conversation_and_the_status_under_what_was_asked(
 def test_the_help_says_how_to_edit_the_boxes_and_rows_as_the_page_offers_it():
     help_text = views.canvas_text(None)
     assert "512 x 512 px" in help_text and "+ adds one" not in help_text
-    for how in ("Drag a box", "press C", "Delete", "menu (⋮ in a cell) adds or deletes a row"):
+    for how in ("Drag a box", "box tool", "(or C)", "Delete", "⋮ menu adds or deletes a row"):
         assert how in help_text
 
 

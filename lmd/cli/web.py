@@ -108,7 +108,8 @@ def web_command(
         from lmd.web.app import Defaults, build_app, launch, make_handlers
     except ImportError as e:
         raise LmdError(
-            f"lmd web needs gradio, which did not import ({e}); install it with: {INSTALL}"
+            f"lmd web needs gradio and gradio_image_annotation (the web extra), which did not "
+            f"import ({e}); install them with: {INSTALL}"
         ) from None
 
     from lmd.prompts import default_model

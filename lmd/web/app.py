@@ -7,9 +7,12 @@ fonts Gradio ships (the box editor's too), and there are no share links.
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+import gradio.routes
 
 from lmd.api import RenderSettings
 from lmd.web import events, page
@@ -78,6 +81,21 @@ def make_handlers(
     )
 
 
+def quiet_component_files() -> None:
+    """Drop the line Gradio 6.31 prints to stdout for each file of a custom component (the
+    box editor's) that a browser loads: `id=..., environment=client, ...`, a debug print left
+    in its `custom_component_path` route. Its other prints are kept."""
+    routes = gradio.routes
+    if getattr(routes, "print", builtins.print) is not builtins.print:
+        return
+
+    def print_unless_component_file(*args: Any, **kwargs: Any) -> None:
+        if not (args and str(args[0]).startswith("id=") and "environment=" in str(args[0])):
+            builtins.print(*args, **kwargs)
+
+    routes.print = print_unless_component_file  # a module global: builtins.print is untouched
+
+
 def launch(
     demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, root: str | Path | None = None
 ) -> str:
@@ -86,6 +104,7 @@ def launch(
     `root` is the folder the sessions' files are in (Gradio serves files only from there,
     its own cache and the temporary folder). `demo.block_thread()` waits; `demo.close()` stops.
     """
+    quiet_component_files()
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,

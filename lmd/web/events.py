@@ -4,7 +4,7 @@ the boxes drawn on the picture with the table.
 Renders queue (at most the pool's slots at once); their progress shows on the status line,
 so the picture and the conversation stay in view. Every other action answers at once. When
 an action fails, its message is a toast and stays in the conversation and the status line
-(`Handlers.refresh` after the failure shows what the failed action left on the page).
+(`Handlers.failed` shows it; what the person typed stays, to fix and try again).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def wire(demo: gr.Blocks, page: Page, h: Handlers) -> None:
     }  # fmt: skip
 
     def shown_after_failure(event: Any) -> None:
-        event.failure(h.refresh, [state, show], view, **QUICK, **PRIVATE)
+        event.failure(h.failed, [state], [state, talk.chat, picture.status], **QUICK, **PRIVATE)
 
     def on_send(
         ws, words, llm, base_url, method, steps, seed, sam, show_boxes, progress=gr.Progress()

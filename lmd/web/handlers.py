@@ -93,22 +93,31 @@ class View:
     session: WebSession
     show_boxes: bool
 
+    def chat(self) -> list[dict[str, str]]:
+        conversation = self.session.conversation
+        turns = conversation.turns if conversation is not None else []
+        return views.chat_messages(turns, self.session.failure)
+
+    def status(self) -> str:
+        ws, turn = self.session, self.session.current
+        status = views.status_text(turn, ws.notes, ws.failure)
+        if turn is None or ws.conversation is None:
+            return status
+        turns = ws.conversation.session
+        return f"**Turn {turns.cursor + 1} of {len(turns.turns)}**: {status}"
+
     def values(self) -> tuple:
         ws, turn = self.session, self.session.current
         conversation = ws.conversation
         layout = turn.layout if turn is not None else None
         turns = conversation.session if conversation is not None else None
-        number = (turns.cursor + 1, len(turns.turns)) if turns is not None else (0, 0)
-        status = views.status_text(turn, ws.notes, ws.failure)
-        if turn is not None:
-            status = f"**Turn {number[0]} of {number[1]}**: {status}"
         session_file = ws.session_file
         picture_file = ws.picture_file(turn)
         return (
             ws,
-            views.chat_messages(conversation.turns if conversation else [], ws.failure),
+            self.chat(),
             views.picture(turn, self.show_boxes),
-            status,
+            self.status(),
             views.table_rows(layout),
             layout.background if layout is not None else "",
             layout.negative if layout is not None else "",
@@ -252,6 +261,12 @@ class Handlers:
     def refresh(self, state, show_boxes):
         """Show the current turn again (the boxes toggle)."""
         return View(self.session(state), show_boxes).values()
+
+    def failed(self, state):
+        """After an action failed: the conversation and the status line with its failure
+        (the table and the text box keep what the person typed, to fix and try again)."""
+        view = View(self.session(state), show_boxes=False)
+        return view.session, view.chat(), view.status()
 
 
 def _whole(value: Any, field: str, *, low: int, high: int | None = None) -> int | None:

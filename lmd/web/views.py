@@ -198,11 +198,10 @@ def canvas_text(layout: Layout | None) -> str:
     """How to edit the layout: the boxes on the picture, and the table's numbers."""
     width, height = (layout.width, layout.height) if layout is not None else DEFAULT_CANVAS
     return (
-        "Drag a box to move it, its corners to resize it. To add one, pick the box tool "
-        "under the picture (or press C), draw it and name it; double-click a box to rename "
-        "it; select one and press Delete (or the bin) to remove it. The table has the exact "
-        f"numbers on the {width} x {height} px canvas: x, y is a box's top-left corner, w, h "
-        "its size; a row's menu (⋮ in a cell) adds or deletes a row."
+        "Drag a box to move it, a corner to resize it. The box tool under the picture (or C) "
+        "draws a new box to name; double-click a box to rename it; Delete (or the bin) removes "
+        f"the selected one. The table has the exact numbers on the {width} x {height} px "
+        "canvas (x, y: top-left corner; w, h: size); a cell's ⋮ menu adds or deletes a row."
     )
 
 
