@@ -18,7 +18,7 @@ from lmd.web.llms import OWN_SERVER
 from lmd.web.progress import DECODE, PHASES, PLANNING
 from tests.scripted_planner import ScriptedPlanner
 from tests.sketch_renderer import SketchRenderer
-from tests.web_server import CAT_DOG, DOG_MOVED, NO_GRADIO, TINY_ARGS, WebServer
+from tests.web_server import CAT_DOG, DOG_MOVED, NO_GRADIO, TINY_ARGS, VIEW, WebServer
 
 pytestmark = NO_GRADIO
 AppError = pytest.importorskip("gradio_client.exceptions").AppError
@@ -143,7 +143,9 @@ def test_a_corrupt_uploaded_session_is_one_message_and_changes_nothing(web, page
     with pytest.raises(AppError, match="is not a valid session"):
         page.open(not_a_session)
     shown = page.call("/refresh")
-    assert shown["chat"][0] == ("user", "a cat and a dog") and len(shown["chat"]) == 2
+    assert shown["chat"][:1] == [("user", "a cat and a dog")] and len(shown["chat"]) == 3
+    role, said = shown["chat"][-1]  # the failure stays in the conversation
+    assert role == "assistant" and said.startswith("Not done: ") and "not a valid session" in said
 
 
 def test_each_page_has_its_own_conversation_and_an_upload_continues_one(web, page, tmp_path):
@@ -174,8 +176,15 @@ def test_an_llm_that_returns_garbage_gives_a_message_and_keeps_the_conversation(
         page.send("move the dog up")
     message = str(caught.value)
     assert "layout" in message and "\n" not in message and "Traceback" not in message
+    # The failure stays in view after the toast: in the conversation, under the request that
+    # failed, and on the status line; the turn is the one before.
     shown = page.call("/refresh")
-    assert len(shown["chat"]) == 2 and shown["status"].startswith("**Turn 1 of 1**")
+    assert shown["status"].startswith("**Turn 1 of 1**")
+    assert shown["chat"][2:] == [("user", "move the dog up"), ("assistant", f"Not done: {message}")]
+    assert f"**Not done: {message}**" in shown["status"]
+    web.llm.enqueue(DOG_MOVED)
+    moved = page.send("move the dog up")  # the next action that works clears it
+    assert "Not done" not in moved["status"] and len(moved["chat"]) == 4
 
 
 def test_an_unreachable_llm_and_bad_settings_are_one_message_each(web, page):
@@ -230,7 +239,7 @@ def test_renders_queue_one_at_a_time_and_others_see_their_place(web, page):
             for progress in job.status().progress_data or []:
                 told.add(progress.desc or "")
         time.sleep(0.005)
-    assert all(len(j.result()) == 11 for j in jobs)
+    assert all(len(j.result()) == len(VIEW) for j in jobs)
     assert most == 1
     assert any(t.startswith("waiting for the renderer: 1 picture is before yours") for t in told)
 
@@ -272,3 +281,17 @@ def test_the_render_limit_follows_concurrency(tmp_path):
     fns = list(demo.fns.values())
     undo = next(f for f in fns if f.api_name == "undo")
     assert undo.concurrency_limit is None  # undo never waits behind a render
+
+
+def test_loading_the_box_editor_prints_nothing_to_the_terminal(web, capfd):
+    import urllib.request
+
+    from gradio_image_annotation import image_annotator
+
+    capfd.readouterr()
+    component = image_annotator.get_component_class_id()
+    file = f"gradio_api/custom_component/{component}/client/component/index.js"
+    with urllib.request.urlopen(web.url + file, timeout=30) as answer:
+        assert answer.status == 200 and b"import" in answer.read()
+    out, err = capfd.readouterr()
+    assert "environment=client" not in out + err

@@ -113,8 +113,9 @@ def test_lmd_web_serves_the_page_and_stops_on_ctrl_c(llm_server, tmp_path):
         server.wait(timeout=60)
     assert len(llm_server.requests) == 1
     assert server.returncode == 130  # as every lmd command after Ctrl-C
-    kept = list((tmp_path / "kept").glob("*/1/session.json"))  # -o keeps each page's files
+    kept = list((tmp_path / "kept").glob("*/session.json"))  # -o keeps each conversation's
     assert len(kept) == 1 and '"a cat and a dog"' in kept[0].read_text()
+    assert kept[0].parent.name.endswith("_a-cat-and-a-dog")  # named for what it asked
 
 
 @NO_GRADIO

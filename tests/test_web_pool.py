@@ -114,9 +114,9 @@ def test_each_page_keeps_its_own_conversation_and_object_pictures(tmp_path):
     one, two = WebSession(tmp_path, pool), WebSession(tmp_path, pool)
     settings = TurnSettings(render=LMD, planner=ScriptedPlanner(CAT_DOG, DOG_LEFT), seed=5)
     turn = one.send("a cat and a dog", settings)
-    assert two.current is None and one.folder != two.folder
+    assert two.current is None and two.folder is None
     assert [name for _, name in one.object_pictures(turn)] == ["a cat", "a dog"]
-    assert one.session_file == one.folder / "1" / "session.json" and one.session_file.exists()
+    assert one.session_file == one.folder / "session.json" and one.session_file.exists()
     edited = one.send("move the dog left", settings)
     assert one.jump(0) == turn and one.jump(1) == edited  # the strip: undo/redo to a turn
     first_session, _held = one.session_file, one.conversation  # as a queued event may hold it
@@ -144,13 +144,15 @@ def test_closing_a_temporary_page_removes_its_files(tmp_path):
     pool = RenderPool(1, load=Painter)
     page = WebSession(tmp_path, pool, remove_on_close=True)
     page.send("a cat", TurnSettings(render=LMD, planner=ScriptedPlanner(CAT_DOG), seed=1))
-    assert page.folder.exists()
+    folder = page.folder
+    assert folder.exists()
     page.close()
-    assert not page.folder.exists()
+    assert not folder.exists()
     kept = WebSession(tmp_path, pool)
     kept.send("a cat", TurnSettings(render=LMD, planner=ScriptedPlanner(CAT_DOG), seed=1))
+    folder = kept.folder
     kept.close()
-    assert kept.folder.exists()
+    assert folder.exists()
 
 
 def test_on_load_is_told_only_when_models_load():

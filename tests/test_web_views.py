@@ -10,6 +10,7 @@ from PIL import Image
 
 from lmd.web import views
 from lmd.web.progress import DECODE, PHASES, PLANNING, PhaseProgress
+from lmd.web.state import Failure
 from tests.scripted_planner import CAT_DOG, ScriptedPlanner
 from tests.sketch_renderer import SketchRenderer
 
@@ -82,6 +83,32 @@ def test_the_chat_says_what_each_turn_did(tmp_path):
         {"role": "user", "content": "(new seed)"},
         {"role": "assistant", "content": views.outcome_text(c.current)},
     ]
+
+
+def test_a_failure_follows_the_conversation_and_the_status_under_what_was_asked(tmp_path):
+    c = conversation(tmp_path)
+    first = c.send("a cat and a dog")
+    failed = Failure("move the dog up", "the LLM at http://127.0.0.1:9/v1 did not answer")
+    assert views.chat_messages(c.turns, failed)[2:] == [
+        {"role": "user", "content": "move the dog up"},
+        {"role": "assistant", "content": f"Not done: {failed.message}"},
+    ]
+    button = Failure(None, "nothing to redo")  # a button: no request to repeat
+    assert views.chat_messages(c.turns, button)[2:] == [
+        {"role": "assistant", "content": "Not done: nothing to redo"},
+    ]
+    status = views.status_text(first, ["a note"], failed)
+    assert status.split("\n\n") == [
+        views.outcome_text(first), "a note", f"**Not done: {failed.message}**",
+    ]  # fmt: skip
+    assert "Not done" in views.status_text(None, (), button)
+
+
+def test_the_help_says_how_to_edit_the_boxes_and_rows_as_the_page_offers_it():
+    help_text = views.canvas_text(None)
+    assert "512 x 512 px" in help_text and "+ adds one" not in help_text
+    for how in ("Drag a box", "box tool", "(or C)", "Delete", "⋮ menu adds or deletes a row"):
+        assert how in help_text
 
 
 def test_the_picture_is_enlarged_to_draw_boxes_and_a_missing_one_shows_the_layout(tmp_path):

@@ -21,9 +21,11 @@ import pytest
 from tests.fixtures_llm import TEST_API_KEY, TEST_MODEL, ScriptedLLMServer
 from tests.test_product import CAT_DOG, DOG_MOVED  # the same LLM replies as the product tests
 
+WEB_PACKAGES = ("gradio", "gradio_client", "gradio_image_annotation")
 NO_GRADIO = pytest.mark.skipif(
-    importlib.util.find_spec("gradio") is None or importlib.util.find_spec("gradio_client") is None,
-    reason='gradio is not installed: pip install -e ".[web]" (the dev extra includes it)',
+    any(importlib.util.find_spec(name) is None for name in WEB_PACKAGES),
+    reason=f'{" or ".join(WEB_PACKAGES)} is not installed: pip install -e ".[web]" '
+    "(the dev extra includes it)",
 )
 
 TINY_SETTINGS = dict(model="random:tiny", steps=2, sam_model="random:tiny", device="cpu")
@@ -31,7 +33,7 @@ TINY_ARGS = ["--model", "random:tiny", "--steps", "2", "--sam", "random:tiny", "
 """The same settings as `lmd` options (so a command in the test reuses the loaded models)."""
 VIEW = [
     "chat", "picture", "status", "table", "background", "negative", "canvas", "turns",
-    "objects", "picture_file", "session_file",
+    "objects", "picture_file", "session_file", "editor",
 ]  # fmt: skip
 """The app's outputs as gradio_client returns them (the state and buttons are not returned)."""
 
@@ -100,12 +102,14 @@ class WebServer:
         limits: Any = None,
         allowed: tuple[str, ...] = (),
         visitor_servers: bool = True,
+        seed: int | None = 7,
     ) -> None:
         self.root = Path(root)
         self.concurrency = concurrency
         self.limits = limits
         self.allowed = allowed
         self.visitor_servers = visitor_servers
+        self.seed = seed
 
     def __enter__(self) -> WebServer:
         from lmd.api import RenderSettings
@@ -132,7 +136,7 @@ class WebServer:
             self.root / "sessions", self.settings, self.llms, concurrency=self.concurrency,
             limits=limits,
         )  # fmt: skip
-        self.demo = build_app(self.handlers, Defaults(seed=7))
+        self.demo = build_app(self.handlers, Defaults(seed=self.seed))
         self.url = launch(
             self.demo, port=free_port(), root=self.root, max_upload_bytes=limits.max_upload_bytes
         )

@@ -200,7 +200,10 @@ def web_command(
         try:
             from lmd.web.app import Defaults, build_app, launch, make_handlers
         except ImportError as e:
-            raise LmdError(f"lmd web needs gradio, which did not import ({e}): {INSTALL}") from None
+            raise LmdError(
+                f"lmd web needs gradio and gradio_image_annotation (the web extra), which did "
+                f"not import ({e}); install them with: {INSTALL}"
+            ) from None
         handlers = make_handlers(
             root, settings, llms, concurrency=concurrency, limits=limits,
             remove_on_close=output is None,
@@ -228,16 +231,19 @@ def web_command(
 
 
 def _check_gradio() -> None:
-    """Say in one line how to install gradio when it is not there (before anything is made)."""
-    try:
-        found = importlib.util.find_spec("gradio") is not None
-        error = "No module named 'gradio'"
-    except ImportError as e:
-        found, error = False, str(e)
-    if not found:
-        raise LmdError(
-            f"lmd web needs gradio, which did not import ({error}); install it with: {INSTALL}"
-        )
+    """Say in one line how to install the web extra when gradio or its box editor is not there
+    (before anything is made)."""
+    for module in ("gradio", "gradio_image_annotation"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+            error = f"No module named {module!r}"
+        except ImportError as e:
+            found, error = False, str(e)
+        if not found:
+            raise LmdError(
+                f"lmd web needs gradio and gradio_image_annotation (the web extra), which did "
+                f"not import ({error}); install them with: {INSTALL}"
+            )
 
 
 def _llm_choices(

@@ -1,30 +1,34 @@
-"""`build_app`: the one-screen Gradio page (chat, picture, layout table) and `launch`.
+"""`build_app`: the one-screen Gradio page (chat, picture, layout) and `launch`.
 
+The page's parts are built in `lmd.web.page`, what they do is wired in `lmd.web.events`.
 Nothing on the page loads from outside the machine: analytics are off, the theme uses the
-fonts Gradio ships, and there are no share links.
+fonts Gradio ships (the box editor's too), and there are no share links.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import builtins
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+import gradio.routes
 
 from lmd.api import RenderSettings
-from lmd.controller.config import LMDConfig
-from lmd.controller.methods import method_names
-from lmd.settings import SETTINGS
-from lmd.web.handlers import Handlers, friendly
+from lmd.web import events, page
+from lmd.web.handlers import Handlers
 from lmd.web.limits import WebLimits
 from lmd.web.llms import LlmChoices
+from lmd.web.page import Defaults
 from lmd.web.pool import RenderPool
-from lmd.web.views import COLUMNS, canvas_text, status_text
+
+__all__ = ["Defaults", "build_app", "launch", "make_handlers"]
 
 TITLE = "lmd: talk to a picture"
 INTRO = (
     "Say what to draw, in any language; then say what to change, or fix the layout by hand "
-    "in the table and press **Apply** (no LLM is asked). Undo and redo step through the turns."
+    "(drag its boxes on the picture, or type in the table) and press **Apply** (no LLM is "
+    "asked). Undo and redo step through the turns."
 )
 CSS = """
 .lmd-status { min-height: 4.5em; }
@@ -44,199 +48,32 @@ def theme() -> gr.themes.Base:
     )
 
 
-@dataclass
-class Defaults:
-    """What the settings accordion starts with (the command line's options)."""
-
-    seed: int | None = None
-
-
 CACHE_SWEEPS = 6
 """Gradio's cache is swept this many times per `cache_seconds` (files older than that go)."""
 
 
 def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks:
-    """The page. Pictures wait for a renderer in the handlers' pool (its own line, with a
-    measured estimate and Stop), not in Gradio's queue; Gradio's copies of files are deleted
-    once they are `handlers.limits.cache_seconds` old."""
-    d = defaults or Defaults()
-    h = handlers
-    llms = handlers.llms
+    """The page: the conversation, the picture and the layout side by side, the per-object
+    pictures and the settings below. Pictures wait for a renderer in the handlers' pool (its
+    own line, with a measured estimate and Stop), not in Gradio's queue; Gradio's copies of
+    files are deleted once they are `handlers.limits.cache_seconds` old."""
     age = handlers.limits.cache_seconds
-    quick = {"concurrency_limit": None, "show_progress": "hidden"}
     sweep = (max(1, age // CACHE_SWEEPS), age)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=sweep) as demo:
         state = gr.State(None, delete_callback=lambda ws: ws.close() if ws else None)
         gr.Markdown(f"## {TITLE}\n{INTRO}")
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=300):
-                chat = gr.Chatbot(
-                    label="Conversation",
-                    height=430,
-                    feedback_options=None,
-                    buttons=[],
-                    elem_id="lmd-chat",
-                )
-                text = gr.Textbox(
-                    label="What to draw or change",
-                    placeholder="a cat to the left of a dog / move the dog up / make it night",
-                    lines=1,
-                    max_lines=4,
-                )
-                with gr.Row():
-                    send = gr.Button("Send", variant="primary", scale=3)
-                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="lmd-stop")
-                with gr.Row():
-                    undo = gr.Button("Undo", size="sm", interactive=False, elem_id="lmd-undo")
-                    redo = gr.Button("Redo", size="sm", interactive=False)
-                    reroll = gr.Button("New seed", size="sm", interactive=False)
-                    restart = gr.Button("Start over", size="sm")
+                talk = page.talk_column()
             with gr.Column(scale=5, min_width=360):
-                image = gr.Image(
-                    label="Picture", type="pil", format="png", interactive=False, height=430,
-                    buttons=["download", "fullscreen"], elem_id="lmd-picture",
-                )  # fmt: skip
-                boxes = gr.Checkbox(label="Draw the layout boxes over the picture", value=True)
-                status = gr.Markdown(
-                    status_text(None),
-                    elem_classes="lmd-status",
-                    elem_id="lmd-status",
-                )
-                strip = gr.Gallery(
-                    label="Turns (click one to go back to it)", columns=8, rows=1, height=120,
-                    allow_preview=False, object_fit="cover", fit_columns=False, buttons=[],
-                    format="png", elem_classes="lmd-strip", elem_id="lmd-turns",
-                )  # fmt: skip
-                with gr.Row():
-                    picture_file = gr.DownloadButton(
-                        "Download picture", size="sm", interactive=False
-                    )
-                    session_file = gr.DownloadButton(
-                        "Download session", size="sm", interactive=False
-                    )
-                    upload = gr.UploadButton(
-                        "Open a session", size="sm", file_types=[".json"], type="filepath"
-                    )
-            with gr.Column(scale=4, min_width=300):
-                gr.Markdown("### Layout")
-                canvas = gr.Markdown(canvas_text(None))
-                table = gr.Dataframe(
-                    headers=COLUMNS, datatype=["str", "number", "number", "number", "number"],
-                    type="array", interactive=True, column_count=len(COLUMNS),
-                    row_count=1, label="Objects (name and box)", show_label=False,
-                    elem_id="lmd-layout",
-                )  # fmt: skip
-                background = gr.Textbox(label="Background", lines=1)
-                negative = gr.Textbox(label="Negative prompt", lines=1)
-                apply = gr.Button(
-                    "Apply: draw this layout (no LLM)", variant="primary", elem_id="lmd-apply"
-                )
-        with gr.Accordion("Objects, each drawn on its own", open=False):
-            objects = gr.Gallery(
-                label="Per-object pictures (before they are composed)", columns=6, height=210,
-                object_fit="contain", fit_columns=False, format="png", elem_id="lmd-objects",
-            )  # fmt: skip
-        with gr.Accordion("Settings", open=False):
-            with gr.Row():
-                llm = gr.Dropdown(llms.labels, value=llms.labels[0], label="LLM", scale=2)
-                own_model = gr.Textbox(
-                    "", label="Your server's model", visible=llms.visitor_servers,
-                    placeholder="qwen2.5-7b-instruct",
-                )  # fmt: skip
-                own_url = gr.Textbox(
-                    "", label="Your server's base URL (OpenAI-compatible)",
-                    visible=llms.visitor_servers, placeholder="http://host:8000/v1",
-                )  # fmt: skip
-                own_key = gr.Textbox(
-                    "", label="Its API key (used for this request only, never stored)",
-                    type="password", visible=llms.visitor_servers, placeholder="none",
-                )  # fmt: skip
-            with gr.Row():
-                method = gr.Dropdown(
-                    list(method_names()), value=handlers.render.method,
-                    label=SETTINGS["method"].label,
-                )  # fmt: skip
-                steps = gr.Number(
-                    value=handlers.render.steps, precision=0,
-                    label=f"{SETTINGS['steps'].label} (blank: {LMDConfig().steps}; at most "
-                    f"{handlers.limits.max_steps})",
-                )  # fmt: skip
-                seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
-                sam = gr.Checkbox(value=handlers.render.sam, label=SETTINGS["sam"].label)
-
-        settings = [llm, own_model, own_url, own_key, method, steps, seed, sam]  # FIELDS
-        # Pictures wait in the pool's line (not Gradio's queue), which tells each where it
-        # stands; their progress and errors show on the status line, so the picture and the
-        # conversation stay in view.
-        render = {
-            "concurrency_limit": None, "concurrency_id": "render", "show_progress_on": [status],
-        }  # fmt: skip
-        view = [
-            state, chat, image, status, table, background, negative, canvas, strip, objects,
-            picture_file, session_file, undo, redo, reroll,
-        ]  # fmt: skip
-
-        @friendly
-        def on_send(
-            ws, words, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes,
-            request: gr.Request, progress=gr.Progress(),
-        ):  # fmt: skip
-            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
-            return h.send(ws, words, values, show_boxes, progress, request.session_hash)
-
-        @friendly
-        def on_apply(
-            ws, rows, background, negative, llm, own_model, own_url, own_key, method, steps,
-            seed, sam, show_boxes, request: gr.Request, progress=gr.Progress(),
-        ):  # fmt: skip
-            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
-            return h.apply(
-                ws, rows, background, negative, values, show_boxes, progress,
-                request.session_hash,
-            )  # fmt: skip
-
-        @friendly
-        def on_new_seed(
-            ws, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes,
-            request: gr.Request, progress=gr.Progress(),
-        ):  # fmt: skip
-            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
-            return h.new_seed(ws, values, show_boxes, progress, request.session_hash)
-
-        def on_stop(request: gr.Request) -> None:
-            h.stop(request.session_hash)
-
-        @friendly
-        def on_open(
-            ws, upload, llm, own_model, own_url, own_key, method, steps, seed, sam, show_boxes
-        ):
-            values = (llm, own_model, own_url, own_key, method, steps, seed, sam)
-            return h.open(ws, upload, values, show_boxes)
-
-        @friendly
-        def on_jump(ws, show_boxes, evt: gr.SelectData):
-            return h.jump(ws, show_boxes, evt.index)
-
-        gr.on(
-            [send.click, text.submit], on_send, [state, text, *settings, boxes], [*view, text],
-            api_name="send", **render,
-        )  # fmt: skip
-        apply.click(
-            on_apply, [state, table, background, negative, *settings, boxes], view,
-            api_name="apply", **render,
-        )  # fmt: skip
-        reroll.click(on_new_seed, [state, *settings, boxes], view, api_name="new_seed", **render)
-        undo.click(friendly(h.undo), [state, boxes], view, api_name="undo", **quick)
-        redo.click(friendly(h.redo), [state, boxes], view, api_name="redo", **quick)
-        restart.click(
-            friendly(h.start_over), [state, boxes], [*view, text], api_name="start_over", **quick
-        )  # fmt: skip
-        strip.select(on_jump, [state, boxes], view, api_visibility="private", **quick)
-        boxes.change(friendly(h.refresh), [state, boxes], view, api_name="refresh", **quick)
-        upload.upload(
-            on_open, [state, upload, *settings, boxes], view, api_name="open", **quick
-        )  # fmt: skip
-        stop.click(on_stop, None, None, api_name="stop", queue=False, show_progress="hidden")
+                picture = page.picture_column()
+            with gr.Column(scale=5, min_width=360):
+                layout = page.layout_column()
+        objects = page.objects_accordion()
+        settings = page.settings_accordion(
+            handlers.render, defaults or Defaults(), handlers.llms, handlers.limits
+        )
+        events.wire(demo, page.Page(state, talk, picture, layout, objects, settings), handlers)
     demo.queue(default_concurrency_limit=None)
     return demo
 
@@ -258,6 +95,21 @@ def make_handlers(
     )  # fmt: skip
 
 
+def quiet_component_files() -> None:
+    """Drop the line Gradio 6.31 prints to stdout for each file of a custom component (the
+    box editor's) that a browser loads: `id=..., environment=client, ...`, a debug print left
+    in its `custom_component_path` route. Its other prints are kept."""
+    routes = gradio.routes
+    if getattr(routes, "print", builtins.print) is not builtins.print:
+        return
+
+    def print_unless_component_file(*args: Any, **kwargs: Any) -> None:
+        if not (args and str(args[0]).startswith("id=") and "environment=" in str(args[0])):
+            builtins.print(*args, **kwargs)
+
+    routes.print = print_unless_component_file  # a module global: builtins.print is untouched
+
+
 def launch(
     demo: gr.Blocks,
     *,
@@ -272,6 +124,7 @@ def launch(
     its own cache and the temporary folder); an upload over `max_upload_bytes` is refused.
     `demo.close()` stops it.
     """
+    quiet_component_files()
     _, url, _ = demo.launch(
         max_file_size=max_upload_bytes,
         server_name=host,

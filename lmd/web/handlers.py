@@ -1,7 +1,8 @@
 """What each button does: run the turn on the page's `WebSession`, then say what to show.
 
 Every handler returns the whole view (`View`), so the page always shows the current turn.
-Failures become one readable `gr.Error` in the page; the conversation is left as it was.
+Failures become one readable `gr.Error` in the page; the conversation is left as it was, and
+the failure is kept on the `WebSession` for the conversation to show.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from lmd.api import RenderSettings
+from lmd.conversation import Turn
 from lmd.layouts import LmdError
 from lmd.layouts.errors import one_line as _one_line
 from lmd.layouts.seeds import is_seed, seed_problem
 from lmd.layouts.words import counted
 from lmd.settings import SETTINGS
-from lmd.web import views
+from lmd.web import boxes, views
 from lmd.web.limits import WebLimits
 from lmd.web.llms import LlmChoices
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
-from lmd.web.state import TurnSettings, WebSession
+from lmd.web.state import BusyError, Failure, TurnSettings, WebSession
 from lmd.web.stop import STOPPED, RenderStopped, Stops
 
 log = logging.getLogger("lmd.web")
@@ -51,51 +54,85 @@ def one_line(error: BaseException, limit: int = WEB_LIMIT) -> str:
     return _one_line(hide_paths(_one_line(error, None)), limit)
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn any failure of `fn` into one readable message in the page (no traceback there)."""
+def failure_text(error: BaseException, name: str) -> str:
+    """What the page says when `name` failed with `error`: one line, no traceback."""
+    if isinstance(error, gr.Error):
+        return one_line(ValueError(error.message))
+    if isinstance(error, (LmdError, ValueError, OSError)):
+        return one_line(error)
+    log.exception("lmd web: %s failed", name)  # a bug: the details go to the server's log only
+    return (
+        f"something went wrong ({type(error).__name__}: {one_line(error)}); "
+        "the server's log has the details"
+    )
+
+
+def friendly(
+    fn: Callable[..., Any], asked: Callable[..., str | None] | None = None
+) -> Callable[..., Any]:
+    """Turn any failure of `fn` into one readable message in the page (no traceback there).
+
+    An action (one given `asked`, which tells from `fn`'s arguments what the person asked, or
+    None for a button) also keeps its failure on the page's `WebSession` (`fn`'s first
+    argument), for the conversation to show until the next action.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        page = args[0] if asked is not None and args else None
+        page = page if isinstance(page, WebSession) else None
+        if page is not None:
+            page.failure = None
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (LmdError, ValueError, OSError) as e:
-            raise gr.Error(one_line(e, WEB_LIMIT), print_exception=False) from None
-        except Exception as e:  # a bug: the details go to the server's log only
-            log.exception("lmd web: %s failed", fn.__name__)
-            raise gr.Error(
-                f"something went wrong ({type(e).__name__}: {one_line(e, WEB_LIMIT)}); "
-                "the server's log has the details",
-                print_exception=False,
-            ) from None
+        except Exception as e:
+            message = failure_text(e, fn.__name__)
+            if page is not None and not isinstance(e, BusyError):
+                page.failure = Failure(asked(*args), message)
+            raise gr.Error(message, print_exception=False) from None
 
     return wrapper
 
 
+def _canvas(turn: Turn | None) -> Image.Image:
+    """The picture under the box editor: the turn's, at its layout's size (or a blank one)."""
+    if turn is None:
+        return boxes.canvas(None, *views.DEFAULT_CANVAS)
+    return boxes.canvas(turn.image, turn.layout.width, turn.layout.height)
+
+
 @dataclass
 class View:
-    """Everything the page shows for a session's current turn, in `OUTPUTS` order."""
+    """Everything the page shows for a session's current turn, in `Page.view` order."""
 
     session: WebSession
     show_boxes: bool
+
+    def chat(self) -> list[dict[str, str]]:
+        conversation = self.session.conversation
+        turns = conversation.turns if conversation is not None else []
+        return views.chat_messages(turns, self.session.failure)
+
+    def status(self) -> str:
+        ws, turn = self.session, self.session.current
+        status = views.status_text(turn, ws.notes, ws.failure)
+        if turn is None or ws.conversation is None:
+            return status
+        turns = ws.conversation.session
+        return f"**Turn {turns.cursor + 1} of {len(turns.turns)}**: {status}"
 
     def values(self) -> tuple:
         ws, turn = self.session, self.session.current
         conversation = ws.conversation
         layout = turn.layout if turn is not None else None
         turns = conversation.session if conversation is not None else None
-        number = (turns.cursor + 1, len(turns.turns)) if turns is not None else (0, 0)
-        status = views.status_text(turn, ws.notes)
-        if turn is not None:
-            status = f"**Turn {number[0]} of {number[1]}**: {status}"
         session_file = ws.session_file
         picture_file = ws.picture_file(turn)
         return (
             ws,
-            views.chat_messages(conversation.turns if conversation is not None else []),
+            self.chat(),
             views.picture(turn, self.show_boxes),
-            status,
+            self.status(),
             views.table_rows(layout),
             layout.background if layout is not None else "",
             layout.negative if layout is not None else "",
@@ -107,6 +144,7 @@ class View:
                 value=str(session_file) if session_file else None,
                 interactive=session_file is not None,
             ),
+            boxes.editor_value(views.table_rows(layout), _canvas(turn)),
             gr.Button(interactive=conversation is not None and conversation.can_undo),
             gr.Button(interactive=conversation is not None and conversation.can_redo),
             gr.Button(interactive=turn is not None),
@@ -178,7 +216,8 @@ class Handlers:
         settings = self.settings(values)
         turn = ws.current
         canvas = (turn.layout.width, turn.layout.height) if turn is not None else (512, 512)
-        layout, notes = views.layout_from_table(_rows(rows), background, negative, *canvas)
+        cells = views.table_cells(rows)
+        layout, notes = views.layout_from_table(cells, background, negative, *canvas)
         self.limits.check_layout(layout)
         with self._drawing(ws, progress, session) as report:
             ws.edit(layout, settings, progress=report)
@@ -258,6 +297,12 @@ class Handlers:
                 except RenderStopped:
                     ws.notes = [STOPPED]
 
+    def failed(self, state):
+        """After an action failed: the conversation and the status line with its failure
+        (the table and the text box keep what the person typed, to fix and try again)."""
+        view = View(self.session(state), show_boxes=False)
+        return view.session, view.chat(), view.status()
+
 
 def _number(value: Any) -> Any:
     """A number field's value: None when blank, an int when whole (the page sends floats)."""
@@ -268,14 +313,3 @@ def _number(value: Any) -> Any:
     except (TypeError, ValueError):
         return value  # the rules say what is wrong with it
     return int(number) if number.is_integer() else number
-
-
-def _rows(table: Any) -> list[list[Any]]:
-    """The table's rows, whichever form Gradio hands them in (list, DataFrame, dict)."""
-    if table is None:
-        return []
-    if isinstance(table, dict):
-        table = table.get("data", [])
-    if hasattr(table, "values") and hasattr(table, "columns"):
-        table = table.values.tolist()
-    return [list(row) for row in table]

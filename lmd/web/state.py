@@ -1,15 +1,15 @@
-"""`WebSession`: one browser session's conversation, its folder and its turns' object pictures.
+"""`WebSession`: one browser session's conversations, their folders and their object pictures.
 
 Each browser session gets its own `WebSession` (Gradio keeps it per session), so nothing is
 shared between people but the loaded models. The turn logic is `lmd.conversation.Conversation`'s;
-this only chooses which planner and renderer settings the next turn uses.
+this only chooses which planner and renderer settings the next turn uses. Each conversation
+gets a folder named for when it began and what it first asked (`lmd.web.folders`).
 """
 
 from __future__ import annotations
 
 import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +19,17 @@ from typing import Any
 from PIL import Image
 
 from lmd.api import RenderSettings
-from lmd.conversation import Conversation, RenderOutput, RenderRequest, Session, SessionError, Turn
+from lmd.conversation import (
+    Conversation,
+    RenderOutput,
+    RenderRequest,
+    Session,
+    SessionError,
+    Turn,
+    is_manual,
+)
+from lmd.layouts import Layout
+from lmd.web.folders import new_folder
 from lmd.web.limits import WebLimits
 from lmd.web.pool import RenderPool
 
@@ -30,6 +40,14 @@ LOADING = "loading"
 
 class BusyError(SessionError):
     """This page is still drawing its last picture."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An action of the page that failed: what was asked (None: a button) and why it failed."""
+
+    request: str | None
+    message: str
 
 
 @dataclass(frozen=True)
@@ -71,17 +89,21 @@ class PooledRender:
 
 
 class WebSession:
-    """A browser session: a conversation saved under `folder`, one subfolder per conversation."""
+    """A browser session: its conversations, each saved in a folder of its own under `root`.
+
+    `failure` is the last action's failure, shown in the conversation until the next action.
+    """
 
     def __init__(self, root: Path, pool: RenderPool, *, remove_on_close: bool = False) -> None:
-        self.folder = Path(root) / uuid.uuid4().hex[:12]
+        self.root = Path(root)
         self.pool = pool
         self.remove_on_close = remove_on_close
         self.conversation: Conversation | None = None
+        self.folders: list[Path] = []
         self.objects: dict[str, list[tuple[Image.Image, str]]] = {}
         self.notes: list[str] = []
+        self.failure: Failure | None = None
         self._render: PooledRender | None = None
-        self._count = 0
         self._lock = threading.Lock()
 
     # --- state -----------------------------------------------------------------------------
@@ -89,6 +111,12 @@ class WebSession:
     @property
     def current(self) -> Turn | None:
         return self.conversation.current if self.conversation is not None else None
+
+    @property
+    def folder(self) -> Path | None:
+        """The current conversation's folder (its pictures and session.json)."""
+        c = self.conversation
+        return c.out_dir if c is not None else None
 
     @property
     def session_file(self) -> Path | None:
@@ -99,11 +127,12 @@ class WebSession:
         return c.session_path
 
     def owns(self, path: str | Path | None) -> bool:
-        """Whether `path` is a file this page wrote (in its own folder)."""
+        """Whether `path` is a file this page wrote (in one of its conversations' folders)."""
         if path is None:
             return False
         resolved = Path(path).resolve()
-        return resolved.is_file() and resolved.is_relative_to(self.folder.resolve())
+        mine = any(resolved.is_relative_to(f.resolve()) for f in self.folders)
+        return mine and resolved.is_file()
 
     def picture_file(self, turn: Turn | None) -> str | None:
         """The turn's picture file, to download, if this page has it."""
@@ -130,15 +159,15 @@ class WebSession:
     # --- turns -----------------------------------------------------------------------------
 
     def send(self, text: str, settings: TurnSettings, progress=None) -> Turn:
-        conversation = self._ready(settings)
+        conversation = self._ready(settings, text)
         return self._keep(conversation.send(text, progress=progress))
 
     def edit(self, layout, settings: TurnSettings, progress=None) -> Turn:
-        conversation = self._ready(settings)
+        conversation = self._ready(settings, layout_words(layout))
         return self._keep(conversation.edit(layout, progress=progress))
 
     def reroll(self, settings: TurnSettings, progress=None) -> Turn:
-        conversation = self._ready(settings)
+        conversation = self._ready(settings, "")
         return self._keep(conversation.reroll(progress=progress))
 
     def undo(self) -> Turn | None:
@@ -179,11 +208,12 @@ class WebSession:
             for t in session.turns
         ]
         session = session.model_copy(update={"turns": turns})
-        conversation, render = self._new(settings, session=session)
+        conversation, render = self._new(settings, first_request(session), session=session)
         try:
             conversation.save()
         except BaseException:
             conversation.close()
+            self._forget(conversation.out_dir)
             raise
         self._drop()
         self.conversation, self._render = conversation, render
@@ -194,7 +224,8 @@ class WebSession:
         """Called when the browser session ends: remove its files if they were temporary."""
         self._drop()
         if self.remove_on_close:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            for folder in self.folders:
+                shutil.rmtree(folder, ignore_errors=True)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -204,9 +235,15 @@ class WebSession:
             self.conversation.close()
             self.conversation = None
 
-    def _ready(self, settings: TurnSettings) -> Conversation:
+    def _ready(self, settings: TurnSettings, request: str) -> Conversation:
+        """The conversation the next turn goes to; a new one (named for `request`) if none
+        has a turn yet (one whose first request failed gives way, with its empty folder)."""
+        c = self.conversation
+        if c is not None and not c.session.turns:
+            self._drop()
+            self._forget(c.out_dir)
         if self.conversation is None:
-            self.conversation, self._render = self._new(settings)
+            self.conversation, self._render = self._new(settings, request)
         self.conversation.planner = settings.planner
         assert self._render is not None
         self._render.settings = settings.render
@@ -214,11 +251,12 @@ class WebSession:
         return self.conversation
 
     def _new(
-        self, settings: TurnSettings, session: Session | None = None
+        self, settings: TurnSettings, request: str, session: Session | None = None
     ) -> tuple[Conversation, PooledRender]:
-        """A new conversation in a folder of its own, and the render function it draws with."""
-        self._count += 1
-        folder = self.folder / f"{self._count}"
+        """A new conversation in a folder of its own (named for `request`), and the render
+        function it draws with."""
+        folder = new_folder(self.root, request)
+        self.folders.append(folder)
         pooled = PooledRender(self.pool, settings.render)
         render = settings.render
         meta = {"model": render.model, "method": render.method, "steps": render.steps}
@@ -234,9 +272,31 @@ class WebSession:
         )
         return conversation, pooled
 
+    def _forget(self, folder: Path | None) -> None:
+        """Remove a folder of this page that holds no picture and no session (only a lock)."""
+        if folder is None or folder not in self.folders:
+            return
+        if any(not p.name.startswith(".") for p in folder.iterdir()):
+            return
+        self.folders.remove(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
     def _keep(self, turn: Turn) -> Turn:
         output = self._render.last if self._render is not None else None
         if output is not None and turn.image_path is not None:
             names = turn.layout.names
             self.objects[turn.image_path] = list(zip(output.box_images, names, strict=False))
         return turn
+
+
+def layout_words(layout: Layout) -> str:
+    """What a layout made by hand asks for, in words: its objects, else its background."""
+    return ", ".join(layout.names) or layout.background
+
+
+def first_request(session: Session) -> str:
+    """What a saved conversation first asked (for a layout made by hand: `layout_words`)."""
+    if not session.turns:
+        return ""
+    turn = session.turns[0]
+    return layout_words(turn.layout) if is_manual(turn) else turn.request

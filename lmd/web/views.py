@@ -11,7 +11,7 @@ import math
 import threading
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -19,8 +19,14 @@ from lmd.conversation import Session, Turn, is_manual
 from lmd.conversation.manager import REROLL_REQUEST
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, draw, parse
 
+if TYPE_CHECKING:
+    from lmd.web.state import Failure
+
 COLUMNS = ["name", "x", "y", "w", "h"]
 """The layout table's columns: the object's name and its box in pixels on the canvas."""
+
+DEFAULT_CANVAS = (512, 512)
+"""The canvas (width, height) of a layout drawn by hand before there is a picture."""
 
 DISPLAY_SIZE = 512
 """Pictures smaller than this are enlarged (nearest neighbour) before boxes are drawn on them,
@@ -29,15 +35,21 @@ THUMBNAIL_SIZE = 160
 """The longest side of a picture in the strip of turns (drawn at this size, whatever the
 canvas: a session of large canvases costs no more memory than one of small ones)."""
 
+EDITED = "(edited the layout by hand)"
+NEW_SEED = "(new seed)"
+"""What the chat shows for a turn drawn from the table (Apply) and for a new seed."""
+NOT_DONE = "Not done: {message}"
+"""The agent's answer to an action that failed (the conversation is as it was)."""
+
 _warnings_lock = threading.Lock()
 
 
 def request_text(turn: Turn) -> str:
     """What the user did in `turn`, as the chat shows it."""
     if is_manual(turn):
-        return "(edited the layout by hand)"
+        return EDITED
     if turn.reply is None and turn.request == REROLL_REQUEST:
-        return "(new seed)"
+        return NEW_SEED
     return turn.request
 
 
@@ -46,13 +58,35 @@ def outcome_text(turn: Turn) -> str:
     return f"{turn.summary} ({turn.generated} drawn, {turn.reused} reused)"
 
 
-def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
-    """The conversation up to the current turn, as chat messages (role, content)."""
+def chat_messages(turns: Sequence[Turn], failure: Failure | None = None) -> list[dict[str, str]]:
+    """The conversation up to the current turn, as chat messages (role, content), and the
+    last action's failure after it: what was asked and why it was not done."""
     messages: list[dict[str, str]] = []
     for turn in turns:
         messages.append({"role": "user", "content": request_text(turn)})
         messages.append({"role": "assistant", "content": outcome_text(turn)})
+    if failure is not None:
+        if failure.request:
+            messages.append({"role": "user", "content": failure.request})
+        messages.append({"role": "assistant", "content": NOT_DONE.format(message=failure.message)})
     return messages
+
+
+def table_cells(table: Any) -> list[list[Any]]:
+    """The table's rows, whichever form Gradio hands them in (list, DataFrame, dict)."""
+    if table is None:
+        return []
+    if isinstance(table, dict):
+        table = table.get("data", [])
+    if hasattr(table, "values") and hasattr(table, "columns"):
+        table = table.values.tolist()
+    return [list(row) for row in table]
+
+
+START = (
+    "Say what to draw; or draw boxes on the blank canvas, name them, describe the background "
+    "and press Apply."
+)
 
 
 def _number(v: float) -> int | float:
@@ -181,17 +215,22 @@ def thumbnails(session: Session) -> list[tuple[Image.Image, str]]:
 
 
 def canvas_text(layout: Layout | None) -> str:
-    """How to read the table: the canvas the boxes are on."""
-    width, height = (layout.width, layout.height) if layout is not None else (512, 512)
+    """How to edit the layout: the boxes on the picture, and the table's numbers."""
+    width, height = (layout.width, layout.height) if layout is not None else DEFAULT_CANVAS
     return (
-        f"Canvas {width} x {height} px: x, y is a box's top-left corner, w, h its size. "
-        "Clear a row to remove it; + adds one."
+        "Drag a box to move it, a corner to resize it. The box tool under the picture (or C) "
+        "draws a new box to name; double-click a box to rename it; Delete (or the bin) removes "
+        f"the selected one. The table has the exact numbers on the {width} x {height} px "
+        "canvas (x, y: top-left corner; w, h: size); a cell's ⋮ menu adds or deletes a row."
     )
 
 
-def status_text(turn: Turn | None, notes: Sequence[str] = ()) -> str:
-    """The line under the picture: the current turn's outcome and any notes."""
-    if turn is None:
-        return "\n\n".join(["Say what to draw, or fill in the table and press Apply.", *notes])
-    lines = [outcome_text(turn), *notes]
+def status_text(
+    turn: Turn | None, notes: Sequence[str] = (), failure: Failure | None = None
+) -> str:
+    """The line under the picture: the current turn's outcome, any notes, and the last
+    action's failure."""
+    lines = [outcome_text(turn) if turn is not None else START, *notes]
+    if failure is not None:
+        lines.append(f"**{NOT_DONE.format(message=failure.message)}**")
     return "\n\n".join(lines)
