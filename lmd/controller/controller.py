@@ -18,6 +18,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from lmd.controller.methods import Method, get_method
 from lmd.controller.noise import gaussian, object_seeds
 from lmd.controller.trace import Trace
 from lmd.layouts.model import Layout
+
+if TYPE_CHECKING:
+    from lmd.controller.story import StoryResult
 
 StepCallback = Callable[[str, int, torch.Tensor, torch.Tensor], torch.Tensor | None]
 """`callback_on_step_end(phase, step, t, latents)` -> new latents, or None to keep them."""
@@ -169,11 +173,22 @@ class Controller:
         image = run.decode(latents)[0]
         if run.trace is not None:
             run.emit("image", torch.from_numpy(np.asarray(image).copy()))
+        return self.refined(image, prompt)
+
+    def refined(self, image: Image.Image, prompt: str) -> Image.Image:
+        """`image` through the refiner, if there is one (given `prompt` when it takes one)."""
         if self.refine is None:
             return image
         if "prompt" in inspect.signature(self.refine).parameters:
             return self.refine(image, prompt=prompt)
         return self.refine(image)
+
+    def render_story(self, layouts: list[Layout], **options) -> StoryResult:
+        """Draw several layouts together, their shared subjects kept alike (ConsiStory's
+        shared attention): see `lmd.controller.story.render_story` for the options."""
+        from lmd.controller.story import render_story
+
+        return render_story(self, layouts, **options)
 
 
 def _seeds(seed: int, layout: Layout, explicit, cfg: LMDConfig) -> list[int]:
