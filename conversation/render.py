@@ -21,6 +21,20 @@ Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """An earlier turn the new picture may keep some objects' look from (shared attention):
+    drawn again from its layout and seeds beside the new picture, which attends to it."""
+
+    turn: int
+    """The turn's index in the session's turns."""
+    layout: Layout
+    background_seed: int
+    object_seeds: list[int]
+    boxes: dict[int, int]
+    """The new layout's box index -> the same object's box index in this turn's layout."""
+
+
+@dataclass(frozen=True)
 class RenderRequest:
     """One picture to draw: a layout, its seeds, and the last turn's layout for reuse."""
 
@@ -31,6 +45,9 @@ class RenderRequest:
     previous: Layout | None = None
     """The layout of the turn this one edits, so a renderer can reuse per-object work."""
     progress: Progress | None = None
+    anchors: tuple[Anchor, ...] = ()
+    """Earlier turns whose objects should keep their look here (a renderer without shared
+    attention ignores them)."""
 
     def __post_init__(self) -> None:
         if len(self.object_seeds) != len(self.layout.boxes):
@@ -49,6 +66,8 @@ class RenderOutput:
     reused: int
     box_images: list[Image.Image] = field(default_factory=list)
     """Each object drawn on its own, in layout order; empty when the renderer has none."""
+    anchored: dict[int, int] = field(default_factory=dict)
+    """Box index -> the turn whose look it was drawn to keep (the anchors the renderer used)."""
 
 
 class RenderFn(Protocol):
@@ -62,13 +81,34 @@ def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
     return (box.name, round(box.w), round(box.h), seed)
 
 
+def drawn_key(layout: Layout, index: int, seed: int, background_seed: int) -> tuple:
+    """What decides how box `index` is drawn on its own: `object_key` and the scene around it
+    (background seed and prompts, canvas)."""
+    box = layout.boxes[index]
+    scene = (background_seed, layout.background, layout.negative, layout.width, layout.height)
+    return (*object_key(box, seed), *scene)
+
+
+def kept_boxes(request: RenderRequest, anchor: Anchor) -> set[int]:
+    """The new layout's boxes that a renderer reusing per-object work draws exactly as in
+    `anchor` anyway (same `drawn_key`): they need no shared attention."""
+    layout, seeds = request.layout, request.object_seeds
+    return {
+        j
+        for j, i in anchor.boxes.items()
+        if drawn_key(layout, j, seeds[j], request.background_seed)
+        == drawn_key(anchor.layout, i, anchor.object_seeds[i], anchor.background_seed)
+    }
+
+
 @dataclass
 class SketchRenderer:
     """Paints the layout with `lmd.layouts.draw` on a background tinted by the background seed.
 
     It remembers which objects it has drawn before and counts those as reused, keyed as lmd's
     per-object cache keys them: `object_key` and the background seed and prompts (an object
-    drawn over another background is drawn again).
+    drawn over another background is drawn again). It reports the anchors it is given as
+    used, for every object it would draw differently from its anchor (`kept_boxes`).
     """
 
     seen: set[tuple] = field(default_factory=set)
@@ -92,4 +132,12 @@ class SketchRenderer:
                 self.seen.add(key)
             if request.progress is not None:
                 request.progress(box.name, step, total)
-        return RenderOutput(image=draw(layout, canvas), generated=generated, reused=reused)
+        anchored = {
+            j: anchor.turn
+            for anchor in request.anchors
+            for j in anchor.boxes
+            if j not in kept_boxes(request, anchor)
+        }
+        return RenderOutput(
+            image=draw(layout, canvas), generated=generated, reused=reused, anchored=anchored
+        )

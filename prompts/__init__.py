@@ -11,6 +11,7 @@ from lmd.prompts.planner import (
     PlanResult,
     default_model,
 )
+from lmd.prompts.story import plan_story
 from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
 from lmd.prompts.transport import RetryNotice
 
@@ -32,4 +33,5 @@ __all__ = [
     "default_cache_dir",
     "default_model",
     "load_template",
+    "plan_story",
 ]

@@ -139,6 +139,10 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
                 )
                 seed = gr.Number(value=d.seed, label="Seed of a new conversation (blank: random)")
                 sam = gr.Checkbox(value=handlers.render.sam, label="Refine masks with SAM")
+                consistent = gr.Checkbox(
+                    value=True, label="Keep the look of objects that recur across turns",
+                    elem_id="lmd-consistent",
+                )  # fmt: skip
 
         settings = [llm, base_url, method, steps, seed, sam]
         # Renders queue (at most `concurrency` at once); their progress and errors show on the
@@ -195,6 +199,10 @@ def build_app(handlers: Handlers, defaults: Defaults | None = None) -> gr.Blocks
         )  # fmt: skip
         strip.select(on_jump, [state, boxes], view, api_visibility="private", **quick)
         boxes.change(friendly(h.refresh), [state, boxes], view, api_name="refresh", **quick)
+        consistent.change(
+            friendly(h.set_consistent), [state, consistent], [state], api_name="consistent",
+            **quick,
+        )  # fmt: skip
         upload.upload(
             friendly(h.open), [state, upload, *settings, boxes], view, api_name="open", **quick
         )  # fmt: skip

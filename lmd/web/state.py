@@ -75,6 +75,7 @@ class WebSession:
         self.objects: dict[str, list[tuple[Image.Image, str]]] = {}
         self.notes: list[str] = []
         self._render: PooledRender | None = None
+        self.consistent = True  # the page's checkbox: recurring objects keep their look
         self._count = 0
         self._lock = threading.Lock()
 
@@ -194,6 +195,8 @@ class WebSession:
         if self.conversation is None:
             self.conversation = self._new(settings)
         self.conversation.planner = settings.planner
+        if self.conversation.consistent != self.consistent:
+            self.conversation.set_consistent(self.consistent)
         assert self._render is not None
         self._render.settings = settings.render
         self._render.last = None
