@@ -79,10 +79,10 @@ def read_captions(path: str | Path) -> list[str]:
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
             raise ValueError(f"{str(path)!r} must be a JSON list of captions (strings)")
     else:
-        captions = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    captions = [" ".join(c.split()) for c in captions if c.strip()]
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        captions = [line for line in lines if line.strip()]
     check_captions(captions, f"{str(path)!r}")
-    return captions
+    return [" ".join(c.split()) for c in captions]
 
 
 def check_captions(captions: Any, where: str = "`captions`") -> None:
