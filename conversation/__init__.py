@@ -6,6 +6,7 @@ Rendering is handed in as a `RenderFn`; this package never imports torch.
 from lmd.conversation.identity import MatchConfig, assign, match_boxes
 from lmd.conversation.manager import MANUAL_REQUEST, Conversation, is_manual
 from lmd.conversation.render import (
+    Anchor,
     Progress,
     RenderFn,
     RenderOutput,
@@ -17,6 +18,7 @@ from lmd.layouts.seeds import derive_seed
 
 __all__ = [
     "MANUAL_REQUEST",
+    "Anchor",
     "Conversation",
     "MatchConfig",
     "Progress",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lmd.conversation.anchors import propose
 from lmd.conversation.identity import MatchConfig, assign
 from lmd.conversation.lock import SessionLock
 from lmd.conversation.render import Progress, RenderFn, RenderRequest
@@ -165,6 +166,22 @@ class Conversation:
         return self._session.current
 
     @property
+    def consistent(self) -> bool:
+        """Whether objects that recur across turns keep their look (shared attention with the
+        turn that anchors them); on unless turned off (`set_consistent`)."""
+        return self._session.consistent
+
+    def set_consistent(self, on: bool) -> None:
+        """Turn keeping recurring objects' look on or off for this session (saved with it,
+        once it has a turn)."""
+        meta = {**self._session.meta, "consistent": bool(on)}
+        session = self._session.model_copy(update={"meta": meta})
+        if session.turns:
+            self._store(session)
+        else:
+            self._session = session
+
+    @property
     def can_undo(self) -> bool:
         return self._session.cursor > 0
 
@@ -300,15 +317,21 @@ class Conversation:
             if new_seed:
                 reroll = f"new background seed {background_seed}"
                 summary = reroll if summary == "no change" else f"{summary}; {reroll}"
-        # 3. Render and write the picture.
+        # 3. Render (recurring objects anchored to the turns that keep their look), write it.
+        anchors = propose(session, found) if session.consistent else ()
         output = self.render(
             RenderRequest(
                 layout=layout,
                 background_seed=background_seed,
                 object_seeds=found.seeds,
                 progress=progress or self.progress,
+                anchors=anchors,
             )
         )
+        offered = {(j, a.turn) for a in anchors for j in a.boxes}
+        anchored = {
+            found.ids[j]: turn for j, turn in output.anchored.items() if (j, turn) in offered
+        }
         image_path = None
         if self.out_dir is not None:
             image_path = str(self.out_dir / f"turn-{renders:03d}.png")
@@ -325,6 +348,7 @@ class Conversation:
             generated=output.generated,
             reused=output.reused,
             summary=summary,
+            anchors=anchored,
         )
         if image_path is None:  # on disk it is read when asked: a long chat holds no pictures
             turn.with_image(output.image)

@@ -12,6 +12,7 @@ from lmd.conversation.lines import LineReader
 from lmd.conversation.manager import Conversation
 from lmd.conversation.render import Progress
 from lmd.conversation.session import Turn
+from lmd.conversation.summary import anchor_note
 from lmd.layouts.draw import draw
 from lmd.layouts.errors import LayoutWarning, LmdError, one_line
 from lmd.layouts.io import atomic_save_image
@@ -24,6 +25,7 @@ Type what to draw, then what to change ("move the dog left", "make the cat black
   /layout       print the current layout
   /save [FILE]  save the session (to FILE)
   /new          draw the same layout again with a new background seed
+  /consistent [on|off]  keep the look of objects that recur across turns (on by default)
   /help         this help
   /quit         leave (the session is already saved after every turn)
 Each picture turn-NNN.png has its boxes drawn over it in turn-NNN.layout.png."""
@@ -33,8 +35,14 @@ INTERRUPTED = 130
 
 def _describe(turn: Turn, number: int) -> str:
     where = turn.image_path or "(image not saved: no output folder)"
-    counts = f"{turn.generated} drawn, {turn.reused} reused"
+    counts = f"{turn.generated} drawn, {turn.reused} reused{anchor_note(turn)}"
     return f"turn {number}: {where}\n{turn.summary} ({counts})"
+
+
+def _consistent_text(on: bool) -> str:
+    if on:
+        return "consistent: on (objects that recur keep their look from the turn they were drawn)"
+    return "consistent: off (every turn draws its objects afresh)"
 
 
 def overlay_path(image_path: str | Path) -> Path:
@@ -103,7 +111,9 @@ def run_repl(
 
 
 QUIT = ("quit", "exit", "q")
-COMMANDS = {name: name for name in ("undo", "redo", "layout", "save", "help")} | {"new": "reroll"}
+COMMANDS = {name: name for name in ("undo", "redo", "layout", "save", "consistent", "help")} | {
+    "new": "reroll"
+}
 """Each slash command and the `_Repl` method that runs it."""
 
 
@@ -133,6 +143,15 @@ class _Repl:
 
     def help(self, _: str) -> None:
         self.say(HELP)
+
+    def consistent(self, arg: str) -> None:
+        word = arg.lower()
+        if word not in ("", "on", "off"):
+            self.complain("usage: /consistent on|off")
+            return
+        if word:
+            self.conversation.set_consistent(word == "on")
+        self.say(_consistent_text(self.conversation.consistent))
 
     def say(self, text: str) -> None:
         print(text, file=self.output, flush=True)

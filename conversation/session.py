@@ -48,6 +48,8 @@ class Turn(BaseModel):
     generated: int = Field(default=0, ge=0)
     reused: int = Field(default=0, ge=0)
     summary: str = ""
+    anchors: dict[str, int] = Field(default_factory=dict)
+    """Object id -> the index of the earlier turn whose look it was drawn to keep."""
 
     _image: Image.Image | None = PrivateAttr(default=None)
 
@@ -61,6 +63,9 @@ class Turn(BaseModel):
             )
         if len(set(self.object_ids)) != n:
             raise ValueError(f"object ids repeat within a turn: {self.object_ids}")
+        strangers = sorted(set(self.anchors) - set(self.object_ids))
+        if strangers:
+            raise ValueError(f"anchors name objects the turn does not have: {strangers}")
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -116,7 +121,18 @@ class Session(BaseModel):
         valid = 0 <= self.cursor < len(self.turns) if self.turns else self.cursor == -1
         if not valid:
             raise ValueError(f"cursor {self.cursor} is outside the {len(self.turns)} saved turns")
+        for index, turn in enumerate(self.turns):
+            later = {k: v for k, v in turn.anchors.items() if not 0 <= v < index}
+            if later:
+                raise ValueError(
+                    f"turn {index + 1} is anchored to a turn that is not earlier: {later}"
+                )
         return self
+
+    @property
+    def consistent(self) -> bool:
+        """Whether recurring objects keep their look across turns (`meta["consistent"]`)."""
+        return self.meta.get("consistent", True) is not False
 
     @property
     def history(self) -> list[Turn]:

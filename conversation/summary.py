@@ -65,3 +65,15 @@ def describe_change(
             f"canvas: {previous.width}x{previous.height} -> {layout.width}x{layout.height}"
         )
     return "; ".join(parts) if parts else "no change"
+
+
+def anchor_note(turn) -> str:
+    """What a turn kept from earlier ones, e.g. `; a cat as in turn 1` ("" when nothing):
+    its objects drawn to keep the look of the turn that anchors them (1-based numbers)."""
+    names = dict(zip(turn.object_ids, turn.layout.names, strict=True))
+    by_turn: dict[int, list[str]] = {}
+    for object_id, anchor in turn.anchors.items():
+        by_turn.setdefault(anchor, []).append(names[object_id])
+    return "".join(
+        f"; {', '.join(kept)} as in turn {anchor + 1}" for anchor, kept in sorted(by_turn.items())
+    )

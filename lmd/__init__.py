@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "generate": "lmd.api",
+    "generate_story": "lmd.story",
     "GenerateResult": "lmd.api",
     "Renderer": "lmd.api",
     "RenderSettings": "lmd.settings",
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from lmd.layouts import Box, Layout
     from lmd.prompts import Planner
     from lmd.settings import RenderSettings
+    from lmd.story import generate_story
 
 __all__ = [
     "Box",
@@ -44,6 +46,7 @@ __all__ = [
     "Renderer",
     "__version__",
     "generate",
+    "generate_story",
 ]
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,8 +25,9 @@ from lmd.settings import RenderSettings
 if TYPE_CHECKING:
     from PIL import Image
 
-    from lmd.controller import BoxCache, Controller, RenderResult
+    from lmd.controller import BoxCache, ConsistencySettings, Controller, RenderResult
     from lmd.controller.controller import StepCallback
+    from lmd.controller.story import StoryResult
     from lmd.conversation.render import Progress, RenderOutput, RenderRequest
     from lmd.prompts import PlanResult
 
@@ -83,12 +85,14 @@ class Renderer:
         settings: RenderSettings | None = None,
         controller: Controller | None = None,
         cache: BoxCache | None = None,
+        consistency: ConsistencySettings | None = None,
     ):
-        from lmd.controller import BoxCache
+        from lmd.controller import BoxCache, ConsistencySettings
 
         self.settings = settings or RenderSettings()
         self.controller = controller or load_controller(self.settings)
         self.cache = cache if cache is not None else BoxCache()
+        self.consistency = consistency if consistency is not None else ConsistencySettings()
 
     def render(
         self,
@@ -102,7 +106,7 @@ class Renderer:
         """Draw `layout`; objects already drawn with the same look are reused, not redrawn.
         `callback_on_step_end(phase, step, t, latents)` may watch or replace the latents of
         every phase after each step (see `Controller.render`)."""
-        try:
+        with _render_errors():
             return self.controller.render(
                 layout,
                 seed=seed,
@@ -114,27 +118,47 @@ class Renderer:
                 callback=progress,
                 callback_on_step_end=callback_on_step_end,
             )
-        except (LmdError, ValueError):
-            raise
-        except (RuntimeError, MemoryError) as e:  # out of memory, a model that broke mid-way
-            raise RenderError(f"rendering failed: {one_line(e, 300)}") from e
+
+    def render_story(
+        self,
+        layouts: list[Layout],
+        *,
+        seed: int | list[int] = 0,
+        object_seeds: list[list[int | None] | None] | None = None,
+        progress: Progress | None = None,
+        consistency: ConsistencySettings | None | bool = True,
+        subjects: list[tuple[int, ...]] | None = None,
+        anchors: list[int] | None = None,
+    ) -> StoryResult:
+        """Draw `layouts` together, their recurring subjects kept alike (`consistency` True:
+        this renderer's settings; False or None: each drawn as alone; or the settings to use).
+        See `lmd.controller.story.render_story` for the other options."""
+        if consistency is True:
+            consistency = self.consistency
+        with _render_errors():
+            return self.controller.render_story(
+                list(layouts), seeds=seed, object_seeds=object_seeds,
+                method=self.settings.drawing_method(), height=self.settings.height,
+                width=self.settings.width, cache=self.cache, callback=progress,
+                consistency=consistency or None, subjects=subjects, anchors=anchors,
+            )  # fmt: skip
 
     def __call__(self, request: RenderRequest) -> RenderOutput:
-        """The conversation's `RenderFn`."""
-        from lmd.conversation.render import RenderOutput
+        """The conversation's `RenderFn` (with anchors: `lmd.anchored.render_anchored`)."""
+        from lmd.anchored import render_anchored
 
-        result = self.render(
-            request.layout,
-            seed=request.background_seed,
-            object_seeds=list(request.object_seeds),
-            progress=request.progress,
-        )
-        return RenderOutput(
-            image=result.image,
-            generated=result.generated,
-            reused=result.reused,
-            box_images=list(result.box_images),
-        )
+        return render_anchored(self, request)
+
+
+@contextmanager
+def _render_errors() -> Iterator[None]:
+    """Out of memory, or a model that broke mid-way: one `RenderError`; bad input as it is."""
+    try:
+        yield
+    except (LmdError, ValueError):
+        raise
+    except (RuntimeError, MemoryError) as e:
+        raise RenderError(f"rendering failed: {one_line(e, 300)}") from e
 
 
 def save_outputs(

@@ -13,6 +13,7 @@ from lmd.prompts.planner import (
     PlanResult,
     default_llm,
 )
+from lmd.prompts.story import plan_story
 from lmd.prompts.template import DEFAULT_TEMPLATE_DIR, Example, Template, load_template
 from lmd.prompts.transport import RetryNotice
 
@@ -35,4 +36,5 @@ __all__ = [
     "default_cache_dir",
     "default_llm",
     "load_template",
+    "plan_story",
 ]

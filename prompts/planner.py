@@ -230,6 +230,11 @@ class Planner:
         _check_text(caption, "caption")
         return self.template.plan_messages(caption)
 
+    def story_messages(self, caption: str, cast: Sequence[str]) -> list[dict]:
+        """Planning messages for one picture of a series whose earlier pictures drew `cast`."""
+        _check_text(caption, "caption")
+        return self.template.story_messages(caption, cast)
+
     def edit_messages(self, history: Sequence[HistoryEntry], request: str) -> list[dict]:
         _check_text(request, "request")
         return self.template.edit_messages(history, request)

@@ -6,6 +6,9 @@ Layout of a template folder (the shipped one is `prompts/templates/`):
     plan/examples/*.txt        one example per file, read in sorted order
     edit/instructions.txt      system message for editing a layout over turns
     edit/examples/*.txt        one conversation per file, read in sorted order
+    story/instructions.txt     added to the planning instructions for a picture of a series
+                               whose earlier pictures' objects recur (optional: the shipped
+                               one is used when a folder has none)
 
 An example file is a sequence of turns. A turn starts with a `Caption: ...` line (the first
 turn) or a `Request: ...` line (a later turn) and is followed by its layout in the template
@@ -53,6 +56,8 @@ class Template:
     edit_instructions: str
     edit_examples: tuple[Example, ...]
     hash: str
+    """Of the plan and edit files; the story note reaches a reply's cache key in its messages."""
+    story_instructions: str = ""
 
     def plan_messages(self, caption: str) -> list[dict]:
         """Chat messages asking for the layout of `caption`."""
@@ -61,6 +66,18 @@ class Template:
             messages.append({"role": "user", "content": plan_query(ex.text)})
             messages.append({"role": "assistant", "content": ex.layout.to_llm_text()})
         messages.append({"role": "user", "content": plan_query(caption)})
+        return messages
+
+    def story_messages(self, caption: str, cast: Sequence[str]) -> list[dict]:
+        """Chat messages asking for the layout of `caption`, one picture of a series whose
+        earlier pictures drew the objects `cast` (their names are to be kept as they are)."""
+        messages = self.plan_messages(caption)
+        if cast:
+            messages[0] = {
+                "role": "system",
+                "content": f"{self.plan_instructions}\n\n{self.story_instructions}".strip(),
+            }
+            messages[-1] = {"role": "user", "content": story_query(caption, cast)}
         return messages
 
     def edit_messages(self, history: Sequence[HistoryEntry], request: str) -> list[dict]:
@@ -75,6 +92,11 @@ class Template:
 
 def plan_query(caption: str) -> str:
     return f"Caption: {_one_line(caption)}"
+
+
+def story_query(caption: str, cast: Sequence[str]) -> str:
+    names = ", ".join(repr(_one_line(name)) for name in cast)
+    return f"{plan_query(caption)}\nObjects of the earlier pictures: {names}"
 
 
 def edit_query(history: Sequence[HistoryEntry], request: str) -> str:
@@ -112,12 +134,16 @@ def load_template(template_dir: str | Path | None = None) -> Template:
             examples.append(_example(text, f"{kind}/examples/{path.name}", plan=kind == "plan"))
     if not plan_examples:
         raise TemplateError(f"no plan examples in {str(root / 'plan' / 'examples')!r}")
+    story = root / "story" / "instructions.txt"
+    if not story.is_file():
+        story = DEFAULT_TEMPLATE_DIR / "story" / "instructions.txt"
     return Template(
         plan_instructions=files["plan/instructions.txt"].strip(),
         plan_examples=tuple(plan_examples),
         edit_instructions=files["edit/instructions.txt"].strip(),
         edit_examples=tuple(edit_examples),
         hash=_hash(files),
+        story_instructions=_read(story).strip(),
     )
 
 

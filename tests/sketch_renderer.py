@@ -6,15 +6,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from lmd.conversation.render import RenderOutput, RenderRequest
+from lmd.conversation.render import RenderOutput, RenderRequest, kept_boxes, object_key
 from lmd.layouts.draw import draw
-from lmd.layouts.model import Box
 from PIL import Image
-
-
-def object_key(box: Box, seed: int) -> tuple[str, int, int, int]:
-    """What decides an object's look apart from its place: name, box size and seed."""
-    return (box.name, round(box.w), round(box.h), seed)
 
 
 @dataclass
@@ -23,7 +17,8 @@ class SketchRenderer:
 
     It remembers which objects it has drawn before and counts those as reused, keyed as lmd's
     per-object cache keys them: `object_key` and the background seed and prompts (an object
-    drawn over another background is drawn again).
+    drawn over another background is drawn again). It reports the anchors it is given as
+    used, for every object it would draw differently from its anchor (`kept_boxes`).
     """
 
     seen: set[tuple] = field(default_factory=set)
@@ -47,4 +42,12 @@ class SketchRenderer:
                 self.seen.add(key)
             if request.progress is not None:
                 request.progress(box.name, step, total)
-        return RenderOutput(image=draw(layout, canvas), generated=generated, reused=reused)
+        anchored = {
+            j: anchor.turn
+            for anchor in request.anchors
+            for j in anchor.boxes
+            if j not in kept_boxes(request, anchor)
+        }
+        return RenderOutput(
+            image=draw(layout, canvas), generated=generated, reused=reused, anchored=anchored
+        )

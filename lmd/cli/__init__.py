@@ -18,10 +18,12 @@ import lmd.cli.bench_mig  # noqa: F401
 import lmd.cli.bench_speed  # noqa: F401
 import lmd.cli.bench_stage1  # noqa: F401
 import lmd.cli.bench_stage2  # noqa: F401
+import lmd.cli.bench_story  # noqa: F401
 import lmd.cli.chat  # noqa: F401
 import lmd.cli.generate  # noqa: F401
 import lmd.cli.plan  # noqa: F401
 import lmd.cli.render  # noqa: F401
+import lmd.cli.story  # noqa: F401
 import lmd.cli.web  # noqa: F401
 from lmd.cli.app import app, bench_app, click_module
 from lmd.cli.errors import for_the_cli, show_warning

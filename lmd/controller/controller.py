@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,28 +27,19 @@ from lmd.controller.attention import AttentionStore
 from lmd.controller.backbones import family_of
 from lmd.controller.cache import BoxCache
 from lmd.controller.config import LMDConfig
-from lmd.controller.engine import Callback, Counts, Run
+from lmd.controller.engine import Callback, Run
 from lmd.controller.flows import ONE_PASS, Drawing, Drawn, flow_of
 from lmd.controller.methods import Method, get_method
-from lmd.controller.noise import gaussian, object_seeds
+from lmd.controller.noise import gaussian, layout_seeds
+from lmd.controller.result import RenderResult
 from lmd.controller.trace import Trace
 from lmd.layouts.model import Layout
 
+if TYPE_CHECKING:
+    from lmd.controller.story import StoryResult
+
 StepCallback = Callable[[str, int, torch.Tensor, torch.Tensor], torch.Tensor | None]
 """`callback_on_step_end(phase, step, t, latents)` -> new latents, or None to keep them."""
-
-
-@dataclass
-class RenderResult:
-    image: Image.Image
-    layout: Layout  # scaled to the image
-    box_images: list[Image.Image]  # each object drawn on its own, in layout order
-    masks: list[torch.Tensor]  # each object's mask on the latent grid, in place (bool)
-    generated: int  # per-box generations run for this image
-    reused: int  # per-box results taken from the cache
-    seconds: float
-    object_seeds: list[int] = field(default_factory=list)
-    counts: Counts = field(default_factory=Counts)
 
 
 class Controller:
@@ -150,7 +141,7 @@ class Controller:
             latent_hw, callback, trace=trace, backbone=self.backbone,
             box_batch_size=self.box_batch_size, on_step=callback_on_step_end,
         )  # fmt: skip
-        seeds = _seeds(seed, scaled, object_seeds, self.config)
+        seeds = layout_seeds(seed, scaled, object_seeds, self.config)
         noise = gaussian(seed, (self.backbone.latent_channels, *latent_hw))
         # 2. The method's flow draws it (a layout without boxes: one plain pass).
         drawing = Drawing(run, scaled, seed, seeds, noise, self.model_id, cache, self.segmenter)
@@ -170,18 +161,22 @@ class Controller:
         image = run.decode(latents)[0]
         if run.trace is not None:
             run.emit("image", torch.from_numpy(np.asarray(image).copy()))
+        return self.refined(image, prompt)
+
+    def refined(self, image: Image.Image, prompt: str) -> Image.Image:
+        """`image` through the refiner, if there is one (given `prompt` when it takes one)."""
         if self.refine is None:
             return image
         if "prompt" in inspect.signature(self.refine).parameters:
             return self.refine(image, prompt=prompt)
         return self.refine(image)
 
+    def render_story(self, layouts: list[Layout], **options) -> StoryResult:
+        """Draw several layouts together, their shared subjects kept alike (ConsiStory's
+        shared attention): see `lmd.controller.story.render_story` for the options."""
+        from lmd.controller.story import render_story
 
-def _seeds(seed: int, layout: Layout, explicit, cfg: LMDConfig) -> list[int]:
-    return object_seeds(
-        seed, layout.names, list(explicit) if explicit is not None else None,
-        by_index=cfg.object_seed_rule == "index", start=cfg.fg_seed_start,
-    )  # fmt: skip
+        return render_story(self, layouts, **options)
 
 
 __all__ = ["Controller", "RenderResult", "StepCallback"]

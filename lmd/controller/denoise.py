@@ -5,7 +5,8 @@
 
 Each step: the hooks' per-step state, energy guidance on the latents (when an energy is given
 and the step is guided), then one classifier-free guided denoiser call (the hooked layers
-capture what `capture(index)` names, at token columns `columns`), then the scheduler step.
+capture what `capture(index)` names, at token columns `columns`; the hooks' `predict` may run
+extra passes around it), then the scheduler step.
 The hooks' attention processors are installed for the whole phase. The loop yields a `Step`
 after every scheduler step and continues from `step.latents`, so a caller can watch, record
 or replace the latents without a second loop.
@@ -67,8 +68,11 @@ def denoise(
                     schedule=schedule,
                 )  # fmt: skip
             store.set(capture(i) if capture is not None else (), columns)
-            out = run.predict(
-                latents, t, text, negative, scheduler, hooks.inputs(i), schedule.cfg_scale
+            out = hooks.predict(
+                i,
+                lambda i=i, t=t, latents=latents: run.predict(
+                    latents, t, text, negative, scheduler, hooks.inputs(i), schedule.cfg_scale
+                ),
             )
             maps = store.maps
             store.clear()

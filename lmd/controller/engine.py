@@ -17,9 +17,11 @@ from lmd.controller.conditioning import Conditioning
 from lmd.controller.config import Guidance, LMDConfig, Schedule
 from lmd.controller.energy import guidance_update
 from lmd.controller.methods import Method, get_method
+from lmd.controller.phase import Hooks, Phase, combine
 from lmd.controller.trace import Trace
 
 Callback = Callable[[str, int, int], None]
+HookSource = Callable[["Run", Phase], Hooks | None]
 Energy = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 """`energy(z, rows, t, index)` -> the energies [len(rows)] of model input `z` at step `index`."""
 
@@ -50,11 +52,22 @@ class Run:
     box_batch_size: int | None = None  # None: what fits (the backbone's estimate)
     on_step: Callable | None = None  # callback_on_step_end(phase, step, t, latents)
     cond_rows: slice = field(default_factory=lambda: slice(None))  # of the call under way
+    extra: list[HookSource] = field(default_factory=list)
+    """Hook sources besides the method, for the phases that draw the images ("overall",
+    "image"): `source(run, phase)` -> `Hooks` or None (ConsiStory's shared attention)."""
 
     def __post_init__(self) -> None:
         self.method = get_method(self.method)  # a name or a `Method`
         if self.backbone is None:
             self.backbone = family_of(self.pipe)
+
+    def hooks(self, phase: Phase, method: bool = True) -> Hooks | None:
+        """What changes in `phase`: the method's hooks (unless `method` is False) combined
+        with every extra source's."""
+        own = self.method.hooks(self, phase) if method else None
+        if not self.extra:
+            return own
+        return combine([own, *(source(self, phase) for source in self.extra)])
 
     def emit(self, name: str, value: torch.Tensor, step: int | None = None) -> None:
         """Report a named intermediate to the trace, if there is one (see `trace.py`)."""

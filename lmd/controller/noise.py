@@ -62,3 +62,11 @@ def centred(size: Cells, latent_hw, bottom: float) -> Cells:
     x = (lw - size.w) // 2
     y = max(round(bottom * lh) - size.h, 0)
     return Cells(x, y, size.w, size.h)
+
+
+def layout_seeds(seed: int, layout, explicit, cfg) -> list[int]:
+    """Each box's seed of `layout` (an `LMDConfig` `cfg` says the rule); `explicit` seeds win."""
+    return object_seeds(
+        seed, layout.names, list(explicit) if explicit is not None else None,
+        by_index=cfg.object_seed_rule == "index", start=cfg.fg_seed_start,
+    )  # fmt: skip

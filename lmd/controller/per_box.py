@@ -60,6 +60,9 @@ class BoxJob:
     tokens: Tokens
     key: BoxKey
     index: int = 0  # the (first) layout box this job draws, for trace names
+    background: str | None = None  # its image's background prompt (None: the call's)
+    noise: torch.Tensor | None = None  # its image's background noise [C, h, w] (None: the call's)
+    trace: str | None = None  # its trace name (None: box{index})
 
 
 @dataclass
@@ -74,13 +77,14 @@ def generate_boxes(
     run: Run,
     jobs: list[BoxJob],
     phase: BoxPhase,
-    background_noise: torch.Tensor,
-    background: str,
+    background_noise: torch.Tensor | None,
+    background: str | None,
     segmenter=None,
 ) -> list[BoxResult]:
     """Draw `jobs` (in batches of `run.box_batch_size`, or of what fits), then mask them all in
     one SAM call. The generation reads its settings from `phase` only (the run's config is not
-    handed on)."""
+    handed on). A job that names its own background prompt and noise (a story's images each
+    have theirs) is drawn over those instead of `background` and `background_noise`."""
     run = dataclasses.replace(run, config=None, method=phase.method)
     size = run.box_batch_size or run.backbone.boxes_per_batch(run.store.layers, run.latent_hw)
     drawn: list[_Drawn] = []
@@ -112,17 +116,16 @@ def _draw(
     layers, schedule, backbone = run.store.layers, phase.schedule, run.backbone
     n, (lh, lw) = len(jobs), run.latent_hw
     ratio = phase.method.settings.blend_ratio
-    noise = [
-        blend(
-            background_noise, gaussian(j.seed, background_noise.shape), j.cells.mask(lh, lw), ratio
-        )
-        for j in jobs
-    ]
+    noise = []
+    for j in jobs:
+        bg = j.noise if j.noise is not None else background_noise
+        noise.append(blend(bg, gaussian(j.seed, bg.shape), j.cells.mask(lh, lw), ratio))
     sigma = backbone.init_sigma(backbone.scheduler(schedule.steps))
     latents = (torch.stack(noise) * sigma).to(run.device, run.dtype)
-    names = [f"box{j.index}" for j in jobs]
+    names = [_trace_name(j) for j in jobs]
     _emit_rows(run, names, "initial_latents", latents)
-    prompts = [box_prompt(background, j.name) for j in jobs]
+    prompts = [box_prompt(j.background if j.background is not None else background, j.name)
+               for j in jobs]  # fmt: skip
     cond = run.encode(prompts)
     negative = run.encode([phase.negative]).expand(n)
     hooks = phase.method.hooks(run, _phase(run, jobs, prompts, schedule.steps))
@@ -173,6 +176,10 @@ def _draw(
     return out
 
 
+def _trace_name(job: BoxJob) -> str:
+    return job.trace if job.trace is not None else f"box{job.index}"
+
+
 def _emit_rows(run: Run, names: list[str], what: str, rows: torch.Tensor, step=None) -> None:
     if run.trace is not None:
         for name, row in zip(names, rows, strict=True):
@@ -198,7 +205,7 @@ def _masks(
     lh, lw = run.latent_hw
     attn = torch.stack([d.mask_attention for d in drawn])
     coarse, peaks = coarse_masks(attn, cfg.gaussian_sigma, cfg.coarse_threshold)
-    _emit_rows(run, [f"box{j.index}" for j in jobs], "coarse_mask", coarse)
+    _emit_rows(run, [_trace_name(j) for j in jobs], "coarse_mask", coarse)
     boxes = torch.stack([j.cells.mask(lh, lw) for j in jobs])
     sam = {
         "latent_hw": (lh, lw), "min_conf": cfg.sam_min_confidence,

@@ -8,11 +8,15 @@ return `Hooks` for a phase:
   and removed after; `inner` is the processor the layer has (a user's, another hook's), so
   the hooks of several methods chain and every other layer keeps its own;
 - `step(index, t)`: called before each step's denoiser calls (per-step state);
-- `inputs(index)`: extra denoiser inputs for that step (`StepInputs`), or None.
+- `inputs(index)`: extra denoiser inputs for that step (`StepInputs`), or None;
+- `predict(index, call)`: runs the step's guided denoiser call (`call()`, one counted
+  prediction) and returns what the scheduler steps with; a hook may run extra passes first
+  (ConsiStory's vanilla pass) and choose which output counts.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +36,7 @@ class PhaseObject:
     xyxy: tuple[float, float, float, float]  # its box as fractions of the image
     tokens: Tokens | None = None  # its tokens in the row's prompt (None: not located)
     index: int = 0  # its box's index in the layout
+    mask: Any = None  # [h, w] bool on the latent grid, where the flow has one (LMD's, placed)
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,16 @@ class Hooks:
     def inputs(self, index: int) -> StepInputs | None:
         return None
 
+    def predict(self, index: int, call: Callable[[], Any]) -> Any:
+        """The model output step `index` steps with: `call()` runs one guided prediction."""
+        return call()
+
 
 @dataclass
 class HookSet(Hooks):
     """Several hooks as one: processors chain (the later wraps the earlier), every hook sees
-    every step, inputs merge (a later hook's keyword wins)."""
+    every step, inputs merge (a later hook's keyword wins), predictions nest (the later runs
+    the earlier's)."""
 
     parts: list[Hooks] = field(default_factory=list)
 
@@ -102,6 +112,11 @@ class HookSet(Hooks):
             uncond={k: v for i in given for k, v in i.uncond.items()},
             guidance={k: v for i in given for k, v in i.guidance.items()},
         )
+
+    def predict(self, index: int, call: Callable[[], Any]) -> Any:
+        for part in self.parts:
+            call = functools.partial(part.predict, index, call)
+        return call()
 
 
 def combine(hooks: list[Hooks | None]) -> Hooks:

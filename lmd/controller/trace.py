@@ -24,6 +24,10 @@ per step, else None. Names are stable across versions; `i` is the box's index in
 | `final_latents` | [1, C, h, w] | before decoding |
 | `image` | [H, W, 3] uint8 | the decoded picture, before any refiner |
 
+Several images drawn together (`Controller.render_story`) report the overall names, `composed`,
+`final_latents` and `image` per image as `image{k}.overall.latents` etc. (k: the image's
+index), and the per-box names with the image's prefix too (`image{k}.box{i}.mask`).
+
 Per-box names up to `coarse_mask` appear only for objects drawn in this render (not those
 taken from a `BoxCache`), once per distinct object (two identical boxes are drawn once, as
 the first); `mask`, `offset` and `placed_mask` appear for every box.
@@ -37,6 +41,12 @@ from collections.abc import Callable
 import torch
 
 Trace = Callable[[str, torch.Tensor, int | None], None]
+
+
+def row_name(index: int, rows: int, name: str) -> str:
+    """The trace name of image `index` of `rows` drawn together: `name` itself for one image,
+    `image{index}.{name}` for several."""
+    return name if rows == 1 else f"image{index}.{name}"
 
 
 class TraceRecorder:

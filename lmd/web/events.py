@@ -113,6 +113,10 @@ def wire(demo: gr.Blocks, page: Page, h: Handlers) -> None:
     demo.load(h.session, [state], [state], **QUICK, **PRIVATE)
     demo.load(None, js=DRAG_FIRST)
     show.change(friendly(h.refresh), [state, show], view, api_name="refresh", **QUICK)
+    page.settings.consistent.change(
+        friendly(h.set_consistent), [state, page.settings.consistent], [state],
+        api_name="consistent", **QUICK,
+    )  # fmt: skip
     for event in [
         gr.on(
             [talk.send.click, talk.text.submit], friendly(on_send, asked=asked_words),

@@ -280,6 +280,12 @@ class Handlers:
             ]
         return View(ws, show_boxes).values()
 
+    def set_consistent(self, state, on):
+        """The checkbox: whether this page's next turns keep recurring objects' look."""
+        ws = self.session(state)
+        ws.consistent = bool(on)
+        return ws
+
     def refresh(self, state, show_boxes):
         """Show the current turn again (the boxes toggle)."""
         return View(self.session(state), show_boxes).values()

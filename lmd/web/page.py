@@ -83,6 +83,8 @@ class Settings:
     steps: gr.Textbox
     seed: gr.Textbox
     sam: gr.Checkbox
+    consistent: gr.Checkbox
+    """Not a drawing action's input: its change reaches the page's conversation at once."""
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -225,7 +227,11 @@ def settings_accordion(
                 placeholder="random", elem_id="lmd-seed",
             )  # fmt: skip
             sam = gr.Checkbox(value=render.sam, label=SETTINGS["sam"].label)
-    return Settings(llm, own_model, own_url, own_key, method, steps, seed, sam)
+            consistent = gr.Checkbox(
+                value=True, label="Keep the look of objects that recur across turns",
+                elem_id="lmd-consistent",
+            )  # fmt: skip
+    return Settings(llm, own_model, own_url, own_key, method, steps, seed, sam, consistent)
 
 
 def _text(number: int | None) -> str:

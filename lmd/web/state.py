@@ -104,6 +104,7 @@ class WebSession:
         self.notes: list[str] = []
         self.failure: Failure | None = None
         self._render: PooledRender | None = None
+        self.consistent = True  # the page's checkbox: recurring objects keep their look
         self._lock = threading.Lock()
 
     # --- state -----------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class WebSession:
         if self.conversation is None:
             self.conversation, self._render = self._new(settings, request)
         self.conversation.planner = settings.planner
+        if self.conversation.consistent != self.consistent:
+            self.conversation.set_consistent(self.consistent)
         assert self._render is not None
         self._render.settings = settings.render
         self._render.last = None

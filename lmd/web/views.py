@@ -17,6 +17,7 @@ from PIL import Image
 
 from lmd.conversation import Session, Turn, is_manual
 from lmd.conversation.manager import REROLL_REQUEST
+from lmd.conversation.summary import anchor_note
 from lmd.layouts import Layout, LayoutParseError, LayoutWarning, draw, parse
 
 if TYPE_CHECKING:
@@ -54,8 +55,9 @@ def request_text(turn: Turn) -> str:
 
 
 def outcome_text(turn: Turn) -> str:
-    """The agent's answer: the summary and how many objects were drawn or reused."""
-    return f"{turn.summary} ({turn.generated} drawn, {turn.reused} reused)"
+    """The agent's answer: the summary, how many objects were drawn or reused, and which kept
+    the look of an earlier turn."""
+    return f"{turn.summary} ({turn.generated} drawn, {turn.reused} reused{anchor_note(turn)})"
 
 
 def chat_messages(turns: Sequence[Turn], failure: Failure | None = None) -> list[dict[str, str]]:

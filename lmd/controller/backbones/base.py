@@ -188,6 +188,12 @@ class Backbone:
         """Every attention layer of `kind` ("cross" or "self") by name, in execution order."""
         raise NotImplementedError
 
+    def decoder_attention(self, kind: str) -> dict[str, torch.nn.Module]:
+        """The attention layers of `kind` in the denoiser's decoder (a UNet's up blocks), in
+        execution order; a denoiser without one gives the later half of its layers."""
+        layers = list(self.attention_modules(kind).items())
+        return dict(layers[len(layers) // 2 :])
+
     def capture_processor(self, store, name: str, inner):
         """The processor that runs `inner` on layer `name` and captures into `store`."""
         return CaptureProcessor(store, name, inner)

@@ -124,6 +124,9 @@ class SD1(Backbone):
             if name.endswith(suffix) and ".transformer_blocks." in name
         }
 
+    def decoder_attention(self, kind: str) -> dict[str, torch.nn.Module]:
+        return {k: v for k, v in self.attention_modules(kind).items() if k.startswith("up_blocks.")}
+
     def encode(self, texts: list[str], image_hw: tuple[int, int]) -> Conditioning:
         """Text conditioning of one row per text, as the pipeline's own `encode_prompt`."""
         with torch.no_grad():

@@ -3,7 +3,9 @@
 A flow turns a scaled layout into final latents: `ONE_PASS` denoises the whole image once
 (the method's hooks change the denoiser), `BOXES` is LMD's per-box generation, composition
 and overall generation. A method names its flow (`Method.flow`) or brings its own: any object
-with `draw(drawing) -> Drawn`.
+with `draw(drawing) -> Drawn`. A flow that can also draw several images together, as rows of
+one batch (a story: `Controller.render_story`), has `draw_many(drawings) -> [Drawn]`; the
+built-in flows do, and `draw` is its one-image case.
 """
 
 from __future__ import annotations
@@ -73,15 +75,19 @@ class OverallText:
             tokens = overall_tokens(tokenizer, layout.background, phrases, rule)
         return cls(prompt, phrases, groups, tokens)
 
-    def row(self, run: Run, layout: Layout, cells) -> PhaseRow:
-        """The overall row as a method's hooks see it: every box, in prompt order."""
+    def row(self, run: Run, layout: Layout, cells, masks=None) -> PhaseRow:
+        """The overall row as a method's hooks see it: every box, in prompt order (`masks`:
+        each box's object mask in place, where the flow has them; tokens None when not
+        located)."""
         (ih, iw) = run.image_hw
+        tokens = self.tokens or [None] * len(self.phrases)
         objects = []
-        for phrase, group, tokens in zip(self.phrases, self.groups, self.tokens, strict=True):
+        for phrase, group, tok in zip(self.phrases, self.groups, tokens, strict=True):
             for b in group:
                 box = layout.boxes[b]
                 xyxy = (box.x / iw, box.y / ih, (box.x + box.w) / iw, (box.y + box.h) / ih)
-                objects.append(PhaseObject(box.name, phrase, cells[b], xyxy, tokens, b))
+                mask = masks[b] if masks is not None else None
+                objects.append(PhaseObject(box.name, phrase, cells[b], xyxy, tok, b, mask))
         return PhaseRow(self.prompt, tuple(objects))
 
 
