@@ -142,30 +142,54 @@ def load_pipeline(
     return pipe
 
 
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+
 def check_model_fits(model: str, method: str) -> None:
-    """Raise `ModelLoadError` when `method` surely cannot run on `model`, known without
-    loading it: `lmd+` on an SDXL random model, folder or cached hub id (no GLIGEN weights)."""
-    if not get_method(method).gated_unet:
+    """Raise when `method` surely cannot run on `model`, known without loading it (a random
+    model, a folder or a cached hub id): `lmd+` on SDXL (no GLIGEN weights), and a method
+    whose weights exist for some families only (MIGC: SD 1.x)."""
+    found = get_method(method)
+    family = known_family(model)
+    if family is None:
         return
+    if found.gated_unet and family == "sdxl":
+        raise ModelLoadError(no_gligen_for_sdxl(model, method))
+    found.check_family(family, FAMILY_LABELS[family])
+
+
+def known_family(model: str) -> str | None:
+    """The family (`sd1`, `sd2`, `sdxl`) of `model` as its files say without loading it, or
+    None when that cannot be read here (a hub id not in the cache)."""
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
-        xl = name in RANDOM_MODELS and is_xl(name)
-    else:
-        index = Path(model).expanduser() / "model_index.json"
-        if not looks_local(model):
-            from huggingface_hub import try_to_load_from_cache
+        if name not in RANDOM_MODELS:
+            return None
+        return "sdxl" if is_xl(name) else "sd2" if name.startswith("sd2") else "sd1"
+    index, unet = _model_file(model, "model_index.json"), _model_file(model, "unet/config.json")
+    try:
+        if index is not None and "text_encoder_2" in json.loads(index.read_text()):
+            return "sdxl"
+        if unet is not None:
+            width = json.loads(unet.read_text()).get("cross_attention_dim")
+            return {768: "sd1", 1024: "sd2"}.get(width)
+    except (OSError, ValueError):
+        pass
+    return None
 
-            try:
-                cached = try_to_load_from_cache(model, "model_index.json")
-            except Exception:  # not a valid hub id: the load reports it
-                cached = None
-            index = Path(cached) if isinstance(cached, str) else None
-        try:
-            xl = index is not None and "text_encoder_2" in json.loads(index.read_text())
-        except (OSError, ValueError):
-            xl = False
-    if xl:
-        raise ModelLoadError(no_gligen_for_sdxl(model, method))
+
+def _model_file(model: str, file: str) -> Path | None:
+    """`file` of a local folder or of a hub id in the cache, else None (no network)."""
+    if looks_local(model):
+        path = Path(model).expanduser() / file
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(model, file)
+    except Exception:  # not a valid hub id: the load reports it
+        return None
+    return Path(cached) if isinstance(cached, str) else None
 
 
 def no_gligen_for_sdxl(model: str, method: str) -> str:

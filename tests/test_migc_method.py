@@ -98,3 +98,32 @@ def test_lmd_render_migc_takes_its_weights_from_migc_checkpoint(tiny_pipe, tmp_p
     err = capsys.readouterr().err.strip()
     assert err.endswith("'gone.ckpt' is no file") and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_a_model_of_another_family_is_refused_before_it_loads(tmp_path, capsys):
+    """MIGC's weights are SD 1.x's: an SDXL random model, or a folder whose files say SD 2.x,
+    is one line and exit 1, and nothing loads (no "loading model" line)."""
+    import json
+
+    from lmd.cli import run
+    from lmd.models import known_family
+
+    folder = tmp_path / "sd21"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet"]}))
+    (folder / "unet" / "config.json").write_text(json.dumps({"cross_attention_dim": 1024}))
+    assert [known_family(m) for m in ("random:tiny", "random:sd2-tiny", "random:sdxl-tiny")] == [
+        "sd1", "sd2", "sdxl",
+    ]  # fmt: skip
+    assert known_family(str(folder)) == "sd2"
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps(LAYOUT.model_dump()))
+    for model, label in (("random:sdxl-tiny", "SDXL"), (str(folder), "SD 2.x")):
+        capsys.readouterr()
+        argv = ["render", str(layout), "-o", str(tmp_path / "out"), "--model", model]
+        assert run([*argv, "--method", "migc", "--device", "cpu"]) == 1
+        err = capsys.readouterr().err
+        assert err.strip() == (
+            f"error: --method 'migc' has published weights for SD 1.x only, not {label}; use "
+            "method 'lmd' or 'attnmod'"
+        )

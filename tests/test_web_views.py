@@ -80,9 +80,11 @@ def test_the_chat_says_what_each_turn_did(tmp_path):
         {"role": "user", "content": "(edited the layout by hand)"},
         # A new background redraws every object, in the product and in the sketch, each kept
         # alike to turn 1's by shared attention (the conversation's anchors).
-        {"role": "assistant",
-         "content": 'background: "a park" -> "a beach" (2 drawn, 0 reused; a cat, a dog as in '
-                    "turn 1)"},  # fmt: skip
+        {
+            "role": "assistant",
+            "content": 'background: "a park" -> "a beach" (2 drawn, 0 reused; a cat, a dog as in '
+            "turn 1)",
+        },  # fmt: skip
         {"role": "user", "content": "(new seed)"},
         {"role": "assistant", "content": views.outcome_text(c.current)},
     ]

@@ -72,6 +72,12 @@ class Method:
 
     def check(self, pipe, backbone) -> None:
         """Raise `ValueError` (naming `method`) when this method cannot run on `pipe`."""
+        self.check_family(backbone.name, backbone.label)
+
+    def check_family(self, family: str, label: str) -> None:
+        """Raise `ValueError` (naming `method`) when this method cannot run on a model of
+        `family` (`sd1`, `sd2`, `sdxl`; `label` is how people call it); also asked before a
+        model loads, when its files tell its family."""
 
     def load(self, pipe, backbone) -> None:
         """Load the weights this method needs into `pipe` (adapters); called once per pipe."""

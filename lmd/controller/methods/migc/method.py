@@ -61,12 +61,15 @@ class MIGCMethod(Method):
         """The published checkpoint this variant loads."""
         return CHECKPOINTS[self.variant]
 
-    def check(self, pipe, backbone) -> None:
-        if backbone.name != "sd1":
+    def check_family(self, family: str, label: str) -> None:
+        if family != "sd1":
             raise ValueError(
                 f"`method` '{self.name}' has published weights for SD 1.x only, not "
-                f"{backbone.label}; use method 'lmd' or 'attnmod'"
+                f"{label}; use method 'lmd' or 'attnmod'"
             )
+
+    def check(self, pipe, backbone) -> None:
+        super().check(pipe, backbone)
         if self.settings.checkpoint is None:
             raise ValueError(
                 f"`method` '{self.name}' needs its weights: pass the checkpoint file "
