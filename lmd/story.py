@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmd.layouts import Layout, atomic_save_image, draw
 from lmd.layouts.io import atomic_write_text
+from lmd.layouts.seeds import check_seed, is_seed
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -129,10 +130,11 @@ def generate_story(
         raise TypeError(f"generate_story() got unknown options: {', '.join(sorted(unknown))}")
     if renderer is not None and render_options:
         raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
-    if not isinstance(seed, int) or not 0 <= seed < 2**63 - MAX_CAPTIONS:
-        raise ValueError(f"`seed` must be a non-negative integer but is {seed!r}")
+    check_seed(seed)
+    if not is_seed(seed + len(captions) - 1):  # picture k is drawn with seed + k
+        raise ValueError(f"`seed` {seed} leaves no seed for the last of {len(captions)} pictures")
     planner = planner or Planner(
-        model=llm, api_base=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
+        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
     )
     if renderer is None:
         RenderSettings(**render_options).check()

@@ -103,3 +103,27 @@ def test_a_second_run_on_a_folder_in_use_is_refused(drawn, tmp_path, capsys):
         assert not (out / "00003/r0/meta.json").exists()
     summary = run_batch(prompts, out, settings=SETTINGS, renderer=Renderer(SETTINGS))
     assert summary.to_draw == 1 and summary.done == 4  # free again once the other run ends
+
+
+def test_a_record_after_a_torn_line_survives_a_second_kill(tmp_path):
+    """A kill mid-write leaves a torn last line in layouts.jsonl; the next run's first record
+    starts a line of its own, so it is read back even if that run is killed too."""
+    from lmd.layouts import Layout
+
+    from lmd.batch.inputs import BatchPrompt
+    from lmd.batch.plan import plan_prompts, read_planned
+
+    layout = Layout(**_layout("a cat", 20))
+    path = tmp_path / "layouts.jsonl"
+    plan_prompts([BatchPrompt(0, "a cat", layout=layout)], path, None)
+    path.write_text(path.read_text() + '{"index": 1, "capt')  # killed while writing prompt 1
+
+    class Killed(Exception):
+        pass
+
+    def killed(done, total):
+        raise Killed
+
+    with pytest.raises(Killed):  # killed again, after the first record of the rerun
+        plan_prompts([BatchPrompt(1, "a dog", layout=layout)], path, None, progress=killed)
+    assert sorted(read_planned(path)) == [0, 1]

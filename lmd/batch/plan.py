@@ -103,6 +103,7 @@ def plan_prompts(
     asked = [p for p in todo if p.layout is None and p.error is None]
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
+    _end_line(path)
     with open(path, "a", encoding="utf-8") as log:
 
         def keep(record: Planned) -> None:
@@ -167,6 +168,16 @@ def _ask(planner, prompt: BatchPrompt) -> Planned:
         prompt.index, prompt.caption, prompt.task, result.layout, model=planner.model,
         reply=result.reply, cached=result.cached, warnings=list(result.warnings),
     )  # fmt: skip
+
+
+def _end_line(path: Path) -> None:
+    """End a last line torn by a kill, so the next record starts a line of its own."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as file:
+        file.seek(-1, os.SEEK_END)
+        if file.read(1) != b"\n":
+            file.write(b"\n")
 
 
 def _rewrite(path: Path, records: dict[int, Planned]) -> None:

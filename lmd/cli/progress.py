@@ -15,6 +15,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from lmd.layouts.words import counted
+
 EVERY = 30.0
 """Seconds between the lines of a long phase when stderr is no terminal."""
 
@@ -221,6 +223,6 @@ def say_asking(notice) -> None:
 def render_summary(method: str, result) -> str:
     """The line `render` and `generate` print about a picture: time, objects, UNet work."""
     return (
-        f"{method}: {result.seconds:.1f} s, {result.generated} objects drawn, "
+        f"{method}: {result.seconds:.1f} s, {counted(result.generated, 'object')} drawn, "
         f"{result.counts.forwards} UNet forwards, {result.counts.backwards} backwards"
     )

@@ -158,8 +158,6 @@ def web_command(
     _check_gradio()
     # 1. Check inputs, before anything is served
     settings.check()
-    if seed is not None and not 0 <= seed < 2**31:
-        raise typer.BadParameter(f"must be in [0, 2**31), not {seed}", param_hint="--seed")
     if settings.steps is not None and settings.steps > max_steps:
         more = f"{settings.steps} is more than --max-steps {max_steps}"
         raise typer.BadParameter(more, param_hint="--steps")

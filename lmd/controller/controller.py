@@ -34,6 +34,7 @@ from lmd.controller.noise import gaussian, layout_seeds
 from lmd.controller.result import RenderResult
 from lmd.controller.trace import Trace
 from lmd.layouts.model import Layout
+from lmd.layouts.seeds import check_seed
 
 if TYPE_CHECKING:
     from lmd.controller.story import StoryResult
@@ -93,8 +94,7 @@ class Controller:
             )
         get_method(method).check(self.pipe, self.backbone)
         self.backbone.check_scheduler(self.config.steps)
-        if not isinstance(seed, int) or not 0 <= seed < 2**63:
-            raise ValueError(f"`seed` must be an integer in [0, 2**63) but is {seed!r}")
+        check_seed(seed)
         m = self.backbone.size_multiple
         if height <= 0 or width <= 0 or height % m or width % m:
             raise ValueError(
