@@ -132,6 +132,7 @@ class _Reader:
         i = pos + 1
         n = len(self.text)
         plain = _PLAIN[quote]
+        closed_at = None  # where the string would have ended but for what follows its quote
         while i < n:
             if m := plain.match(self.text, i):  # a run of ordinary characters at once
                 out.append(m.group())
@@ -158,9 +159,18 @@ class _Reader:
                 j = self.skip(i + 1)
                 if j >= n or self.text[j] in _AFTER_STRING:
                     return "".join(out), i + 1
-                # An apostrophe inside the string ("a dog's toy"), not its end.
+                # An apostrophe inside the string ("a dog's toy"), not its end; or its end
+                # with a comma missing after it, if the string never ends anywhere else.
+                closed_at = j if closed_at is None else closed_at
             if ch == "\n":
-                raise self.fail(i, "a string runs past the end of its line")
+                raise self._unclosed(closed_at, i, "a string runs past the end of its line")
             out.append(ch)
             i += 1
-        raise self.fail(pos, "a string is never closed")
+        raise self._unclosed(closed_at, pos, "a string is never closed")
+
+    def _unclosed(self, closed_at: int | None, pos: int, what: str) -> LayoutParseError:
+        """A string that never ends: where a comma is missing after a quote that could have
+        ended it, else `what` at `pos`."""
+        if closed_at is not None:
+            return self.fail(closed_at, "expected ',' after the string")
+        return self.fail(pos, what)

@@ -46,11 +46,36 @@ def read_json(text: str) -> dict:
         )
     except LayoutParseError:
         raise
-    except (ValueError, RecursionError):  # not JSON (or absurdly nested): the forgiving reader
-        data, _ = read_literal(text, start)
+    except (ValueError, RecursionError) as json_error:  # not JSON: the forgiving reader
+        try:
+            data, _ = read_literal(text, start)
+        except LayoutParseError as literal_error:
+            raise _first_problem(json_error, literal_error, start) from None
     if not isinstance(data, dict):
         raise LayoutParseError("expected a JSON object with 'boxes' and 'background'")
     return data
+
+
+def _first_problem(
+    json_error: Exception, literal_error: LayoutParseError, start: int
+) -> LayoutParseError:
+    """Of the two readers' failures, the one that stopped first in the text (the JSON
+    decoder's, a missing comma say, rather than where the forgiving reader gave up later)."""
+    if not isinstance(json_error, json.JSONDecodeError) or literal_error.position is None:
+        return literal_error
+    position = start + json_error.pos
+    if position >= literal_error.position:
+        return literal_error
+    reason = json_error.msg[:1].lower() + json_error.msg[1:]  # "expecting ',' delimiter"
+    snippet = text_near(json_error.doc, json_error.pos)
+    return LayoutParseError(
+        f"{reason} (near {snippet!r})", fix=literal_error.fix, position=position, reason=reason
+    )
+
+
+def text_near(text: str, pos: int, width: int = 20) -> str:
+    """A few characters of `text` around `pos`, for a message."""
+    return text[max(0, pos - width // 2) : pos + width // 2]
 
 
 def _no_constant(name: str) -> object:

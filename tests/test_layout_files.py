@@ -76,3 +76,24 @@ def test_a_problem_without_a_place_still_names_the_file(tmp_path):
     path.write_text("hello\n")
     with pytest.raises(LayoutParseError, match=r"empty.txt' is not a layout: no 'Background"):
         load_layout(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "after"),
+    [
+        ('Objects: [("a cat" [10, 10, 100, 100])]\nBackground prompt: a park\n',
+         "column 20: expected ',' after the string", "[10, 10"),
+        ('{"boxes": [["a cat" [10,10,100,100]]], "background": "a park"}\n',
+         "column 21: expecting ',' delimiter", "[10,10"),
+    ],
+)  # fmt: skip
+def test_a_comma_missing_after_a_name_points_at_the_gap(tmp_path, text, message, after):
+    """The forgiving reader takes a quote followed by no comma for an apostrophe, and JSON
+    falls back to it: the caret goes where the comma is missing, not where reading gave up."""
+    path = tmp_path / "layout.txt"
+    path.write_text(text)
+    with pytest.raises(LayoutParseError) as info:
+        load_layout(path)
+    assert str(info.value) == f"{str(path)!r} line 1, {message}"
+    line, caret = info.value.details
+    assert line[caret.index("^") :].startswith(after)

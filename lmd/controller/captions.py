@@ -11,9 +11,10 @@ paper's code instead takes the first match of the phrase's token text anywhere i
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
+
+from lmd.layouts.words import plural
 
 # Words after which a name stops describing its head noun ("a cup of coffee" -> "cup").
 _POST_HEAD = frozenset(
@@ -24,12 +25,6 @@ _POST_HEAD = frozenset(
 _ARTICLES = ("a ", "an ", "the ", "one ")
 _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
             "eleven", "twelve")  # fmt: skip
-_IRREGULAR = {
-    "person": "people", "man": "men", "woman": "women", "child": "children",
-    "mouse": "mice", "goose": "geese", "foot": "feet", "tooth": "teeth", "sheep": "sheep",
-    "fish": "fish", "deer": "deer", "knife": "knives", "leaf": "leaves", "wolf": "wolves",
-    "shelf": "shelves", "loaf": "loaves", "calf": "calves", "bus": "buses", "ox": "oxen",
-}  # fmt: skip
 
 
 def head_word_index(words: list[str]) -> int:
@@ -38,17 +33,6 @@ def head_word_index(words: list[str]) -> int:
         if i > 0 and word.lower() in _POST_HEAD:
             return i - 1
     return len(words) - 1
-
-
-def pluralize(word: str) -> str:
-    low = word.lower()
-    if low in _IRREGULAR:
-        return _IRREGULAR[low]
-    if re.search(r"(s|x|z|ch|sh)$", low):
-        return word + "es"
-    if re.search(r"[^aeiou]y$", low):
-        return word[:-1] + "ies"
-    return word + "s"
 
 
 def count_phrase(name: str, count: int) -> str:
@@ -62,7 +46,7 @@ def count_phrase(name: str, count: int) -> str:
             break
     words = name.split()
     h = head_word_index(words)
-    words[h] = pluralize(words[h])
+    words[h] = plural(words[h])
     number = _NUMBERS[count] if count < len(_NUMBERS) else str(count)
     return " ".join([number, *words])
 
