@@ -164,9 +164,18 @@ def test_a_person_moves_a_box_on_the_picture_applies_it_and_undoes_it(web, brows
     page.keyboard.press("Enter")
     page.wait_for_function(CELL_IS, arg=[1, 2, "40"])
     # ... where the mouse finds it (280, 40, 180 x 200 now): drag it 100 px to the left.
-    page.wait_for_timeout(500)  # the table's edit reaches the editor
-    drag(page, (370, 140), (270, 140))
-    page.wait_for_function(CELL_NEAR, arg=[1, 1, 180])
+    # The table's edit reaches the editor in its own round trip, which a busy machine delays:
+    # a drag before it lands grabs nothing (the box is not there yet) and is simply tried again.
+    for attempt in range(4):
+        page.wait_for_timeout(500 * (attempt + 1))
+        drag(page, (370, 140), (270, 140))
+        try:
+            page.wait_for_function(CELL_NEAR, arg=[1, 1, 180], timeout=8_000)
+            break
+        except sync_api.TimeoutError:
+            assert cell_number(page, 1, 1) == 280, "a drag moved the dog somewhere else"
+    else:
+        raise AssertionError("the dog's box never moved with the mouse")
     assert abs(cell_number(page, 1, 2) - 40) <= 2
     assert [cell(page, 0, c).inner_text().strip() for c in range(5)] == [
         "a grey cat", "40", "260", "160", "160",
