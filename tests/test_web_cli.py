@@ -168,3 +168,6 @@ def test_sharing_options_are_checked_before_anything_is_served(capsys):
     assert "needs an http(s) URL" in capsys.readouterr().err
     assert run(["web", "--model", "random:tiny", "--steps", "200"]) == 2
     assert "200 is more than --max-steps 100" in capsys.readouterr().err
+    assert run(["web", "--max-boxes", "0", *TINY_ARGS]) == 2  # the limits' own rules
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "Error: --max-boxes must be a whole number from 1 to 10000 but is 0"

@@ -196,7 +196,7 @@ def test_stop_takes_a_waiting_picture_out_of_the_line(shared, page):
 
 
 def test_gradios_copies_are_private_and_deleted_when_old(tmp_path):
-    limits = WebLimits(cache_seconds=2)
+    limits = WebLimits(cache_minutes=2 / 60)
     with WebServer(tmp_path / "web", limits=limits) as server:
         cache = server.cache
         assert cache == tmp_path / "web" / ".gradio-cache"

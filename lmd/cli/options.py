@@ -86,6 +86,14 @@ def render_options(
     return _options(RenderSettings, "settings", PANEL, only, defaults)
 
 
+def options_of(
+    kind: type, argument: str, panel: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command decorator: flags for the fields of `kind`, a frozen dataclass whose fields are
+    declared with `lmd.settings.setting`, handed to the command as `argument` (a `kind`)."""
+    return _options(kind, argument, panel, None, {})
+
+
 def llm_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """A command decorator: the LLM flags, handed to the command as `llm_options`."""
     return _options(LlmOptions, "llm_options", LLM_PANEL, None, {})(command)

@@ -16,7 +16,14 @@ from pathlib import Path
 import typer
 
 from lmd.cli.app import app
-from lmd.cli.options import LlmOptions, llm_options, render_options, retry_to_stderr, seed_option
+from lmd.cli.options import (
+    LlmOptions,
+    llm_options,
+    options_of,
+    render_options,
+    retry_to_stderr,
+    seed_option,
+)  # fmt: skip
 from lmd.layouts.errors import LmdError
 from lmd.settings import RenderSettings
 from lmd.web.cache import use_private_cache
@@ -51,7 +58,6 @@ def is_loopback(host: str) -> bool:
 
 
 SHARING = "Sharing"
-_LIMITS = WebLimits()
 TERMINATED = 143
 """Exit code after SIGTERM (128 + 15, as shells report it); Ctrl-C exits 130."""
 
@@ -65,6 +71,7 @@ def _on_sigterm(signum, frame) -> None:
 
 
 @app.command("web")
+@options_of(WebLimits, "limits", SHARING)
 @llm_options
 @render_options()
 def web_command(
@@ -98,56 +105,8 @@ def web_command(
         help="Let visitors use their own OpenAI-compatible server with their own key (never "
         "this server's). Default: on for 127.0.0.1 only.",
     ),  # fmt: skip
-    max_boxes: int = typer.Option(
-        _LIMITS.max_boxes,
-        "--max-boxes",
-        min=1,
-        rich_help_panel=SHARING,
-        help="Objects in one picture (the LLM is asked for no more).",
-    ),  # fmt: skip
-    max_canvas: int = typer.Option(
-        _LIMITS.max_canvas,
-        "--max-canvas",
-        min=8,
-        rich_help_panel=SHARING,
-        help="A layout canvas's side in pixels (the table, an opened session).",
-    ),  # fmt: skip
-    max_turns: int = typer.Option(
-        _LIMITS.max_turns,
-        "--max-turns",
-        min=1,
-        rich_help_panel=SHARING,
-        help="Turns in one conversation, an opened session's included.",
-    ),  # fmt: skip
-    max_steps: int = typer.Option(
-        _LIMITS.max_steps,
-        "--max-steps",
-        min=1,
-        rich_help_panel=SHARING,
-        help="Denoising steps a visitor may choose.",
-    ),  # fmt: skip
-    max_waiting: int = typer.Option(
-        _LIMITS.max_waiting,
-        "--max-waiting",
-        min=1,
-        rich_help_panel=SHARING,
-        help="Pictures waiting for a renderer; more are refused as busy.",
-    ),  # fmt: skip
-    max_upload_mb: float = typer.Option(
-        _LIMITS.max_upload_mb,
-        "--max-upload-mb",
-        min=0.001,
-        rich_help_panel=SHARING,
-        help="Size of an uploaded session file, in MB.",
-    ),  # fmt: skip
-    cache_minutes: float = typer.Option(
-        _LIMITS.cache_seconds / 60,
-        "--cache-minutes",
-        min=0.1,
-        rich_help_panel=SHARING,
-        help="Copies of pictures and sessions the page served are deleted this old.",
-    ),  # fmt: skip
     *,
+    limits: WebLimits,
     llm_options: LlmOptions,
     settings: RenderSettings,
 ) -> None:
@@ -158,20 +117,15 @@ def web_command(
     _check_gradio()
     # 1. Check inputs, before anything is served
     settings.check()
-    if settings.steps is not None and settings.steps > max_steps:
-        more = f"{settings.steps} is more than --max-steps {max_steps}"
+    if settings.steps is not None and settings.steps > limits.max_steps:
+        more = f"{settings.steps} is more than --max-steps {limits.max_steps}"
         raise typer.BadParameter(more, param_hint="--steps")
-    limits = WebLimits(
-        max_boxes=max_boxes, max_canvas=max_canvas, max_turns=max_turns, max_steps=max_steps,
-        max_waiting=max_waiting, max_upload_mb=max_upload_mb,
-        cache_seconds=max(1, round(cache_minutes * 60)),
-    )  # fmt: skip
     llms = _llm_choices(
         llm_options.llm, llm_options.llm_base_url, allow_llm,
         is_loopback(host) if visitor_llm is None else visitor_llm,
         cache=llm_options.cache, max_retries=llm_options.llm_retries,
         llm_timeout=llm_options.llm_timeout,
-        max_boxes=max_boxes,
+        max_boxes=limits.max_boxes,
     )  # fmt: skip
     if not is_loopback(host):
         print(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from lmd.conversation import Session
 from lmd.layouts import Layout, LmdError
 from lmd.layouts.model import MAX_BOXES
+from lmd.settings import MAX_STEPS, more_than, setting, whole_number
 
 
 class LimitError(LmdError):
@@ -19,28 +20,48 @@ class LimitError(LmdError):
 
 @dataclass(frozen=True)
 class WebLimits:
-    """The limits of one `lmd web` server (the CLI flag of each in brackets)."""
+    """The limits of one `lmd web` server; each field is declared with its `lmd web` flag
+    (`lmd.cli.web` makes the options from these declarations)."""
 
-    max_boxes: int = MAX_BOXES
-    """Objects in one picture (`--max-boxes`); the planner asks the LLM for no more."""
-    max_canvas: int = 4096
-    """A layout's canvas side in pixels, in the table or an opened session (`--max-canvas`)."""
-    max_turns: int = 200
-    """Turns one conversation keeps, an opened session's included (`--max-turns`)."""
-    max_steps: int = 100
-    """Denoising steps a visitor may choose in Settings (`--max-steps`)."""
-    max_waiting: int = 16
-    """Pictures waiting for a renderer; one more is refused as "busy" (`--max-waiting`)."""
-    max_upload_mb: float = 2.0
-    """Size of an uploaded session file, in MB (`--max-upload-mb`)."""
-    cache_seconds: int = 3600
-    """Age at which Gradio's copies of pictures and sessions are deleted (`--cache-minutes`)."""
+    max_boxes: int = setting(
+        MAX_BOXES, "--max-boxes", "Objects in one picture (the LLM is asked for no more).",
+        metavar="N", rule=whole_number(1, 10_000),
+    )  # fmt: skip
+    max_canvas: int = setting(
+        4096, "--max-canvas", "A layout canvas's side in pixels (the table, an opened "
+        "session).", metavar="PIXELS", rule=whole_number(8, 1_000_000),
+    )  # fmt: skip
+    max_turns: int = setting(
+        200, "--max-turns", "Turns in one conversation, an opened session's included.",
+        metavar="N", rule=whole_number(1, 1_000_000),
+    )  # fmt: skip
+    max_steps: int = setting(
+        100, "--max-steps", "Denoising steps a visitor may choose.", metavar="N",
+        rule=whole_number(1, MAX_STEPS),
+    )  # fmt: skip
+    max_waiting: int = setting(
+        16, "--max-waiting", "Pictures waiting for a renderer; more are refused as busy.",
+        metavar="N", rule=whole_number(1, 1_000_000),
+    )  # fmt: skip
+    max_upload_mb: float = setting(
+        2.0, "--max-upload-mb", "Size of an uploaded session file, in MB.", metavar="MB",
+        rule=more_than(0),
+    )  # fmt: skip
+    cache_minutes: float = setting(
+        60.0, "--cache-minutes", "Copies of pictures and sessions the page served are deleted "
+        "this old.", metavar="MINUTES", rule=more_than(0),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if not value > 0:
-                raise ValueError(f"`{f.name}` must be more than 0, not {value!r}")
+            problem = f.metadata["setting"].problem(getattr(self, f.name))
+            if problem is not None:
+                raise ValueError(f"`{f.name}` {problem}")
+
+    @property
+    def cache_seconds(self) -> int:
+        """Age in seconds at which Gradio's copies of served files are deleted."""
+        return max(1, round(self.cache_minutes * 60))
 
     @property
     def max_upload_bytes(self) -> int:
