@@ -102,3 +102,10 @@ def job_seed(base_seed: int, index: int, repeat: int) -> int:
     check_seed(base_seed)
     state = np.random.SeedSequence([base_seed, index, repeat]).generate_state(1, np.uint64)
     return int(state[0]) >> 1
+
+
+def sub_seed(seed: int, *parts: int) -> int:
+    """A 63-bit generator seed for one part of a render seeded `seed` (a step, a layer, an
+    image...), the same for the same parts on any machine."""
+    text = "/".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)

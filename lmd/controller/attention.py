@@ -96,16 +96,7 @@ class CaptureProcessor:
         if self.name not in store.capture or store.columns is None:
             out = self.inner(*args, **kwargs)
         else:
-            seen: dict[str, torch.Tensor] = {}
-            hooks = [
-                attn.to_q.register_forward_hook(lambda m, i, o: seen.setdefault("q", o)),
-                attn.to_k.register_forward_hook(lambda m, i, o: seen.setdefault("k", o)),
-            ]
-            try:
-                out = self.inner(*args, **kwargs)
-            finally:
-                for hook in hooks:
-                    hook.remove()
+            out, seen = with_query_and_key(self.inner, args, kwargs)
             if len(seen) < 2:
                 raise RuntimeError(
                     f"attention capture needs {self.name}'s own to_q and to_k projections; "
@@ -117,6 +108,24 @@ class CaptureProcessor:
         if store.stop_after == self.name:
             raise StopForward
         return out
+
+
+def with_query_and_key(inner, args: tuple, kwargs: dict) -> tuple[torch.Tensor, dict]:
+    """Run an attention layer's processor `inner(attn, ...)` and return its output and the
+    projected queries and keys it computed (`{"q": ..., "k": ...}`; a layer with fused QKV
+    projections leaves them out)."""
+    attn = args[0]
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        attn.to_q.register_forward_hook(lambda m, i, o: seen.setdefault("q", o)),
+        attn.to_k.register_forward_hook(lambda m, i, o: seen.setdefault("k", o)),
+    ]
+    try:
+        out = inner(*args, **kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, seen
 
 
 def _probs(attn, query, key, attention_mask) -> torch.Tensor:

@@ -15,13 +15,13 @@ see each image alone.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from lmd.controller.attention import with_query_and_key
 from lmd.controller.consistency.attention import drop_exact, inject, shared_keys
 from lmd.controller.consistency.masks import (
     layout_mask,
@@ -31,6 +31,7 @@ from lmd.controller.consistency.masks import (
 )
 from lmd.controller.consistency.settings import ConsistencySettings
 from lmd.controller.phase import Hooks, Phase, PhaseObject
+from lmd.layouts.seeds import sub_seed
 
 DRAWING_PHASES = ("image", "overall")
 
@@ -195,7 +196,7 @@ class ConsistencyHooks(Hooks):
             shared = torch.cat([masks[a] for a in sources])[None]
             number = self.layers.index(layer)
             generator = torch.Generator().manual_seed(
-                _derive(self.seed, self.index, number, k)
+                sub_seed(self.seed, self.index, number, k)
             )  # fmt: skip
             out.append(drop_exact(shared, rate, generator)[0])
         return out
@@ -286,16 +287,7 @@ class SubjectAttention:
         halves = h.halves(hidden_states.shape[0]) if shared else None
         if halves is None or encoder_hidden_states is None:
             return self.inner(*args, **kwargs)
-        seen: dict[str, torch.Tensor] = {}
-        handles = [
-            attn.to_q.register_forward_hook(lambda m, i, o: seen.setdefault("q", o)),
-            attn.to_k.register_forward_hook(lambda m, i, o: seen.setdefault("k", o)),
-        ]
-        try:
-            out = self.inner(*args, **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
+        out, seen = with_query_and_key(self.inner, args, kwargs)
         cond = halves[1]
         with torch.no_grad():
             q = attn.head_to_batch_dim(seen["q"][cond].float())
@@ -331,9 +323,3 @@ def _queries(attn, record=None, replace=None):
         yield
     finally:
         handle.remove()
-
-
-def _derive(seed: int, *parts: int) -> int:
-    """A 63-bit generator seed from the render seed and the step, layer and image."""
-    text = "/".join(str(p) for p in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") & (2**63 - 1)
