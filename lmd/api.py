@@ -226,21 +226,11 @@ def generate(
     load and draw (to show the layout early). `callback_on_step_end(phase, step, t, latents)`
     sees (and may replace) the latents of each phase after every step, as in diffusers.
     """
-    from lmd.prompts import Planner
-
     # 1. Check inputs before spending an LLM call or a render.
-    unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}
-    if unknown:
-        raise TypeError(f"generate() got unknown options: {', '.join(sorted(unknown))}")
-    if renderer is not None and render_options:
-        raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
-    planner = planner or Planner(
-        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
-    )
-    if renderer is None:  # a renderer's models are loaded already
-        RenderSettings(**render_options).check()
-    if out_dir is not None:
-        check_out_dir(out_dir)
+    planner = checked_inputs(
+        "generate", render_options, renderer, out_dir, planner,
+        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout,
+    )  # fmt: skip
     # 2. Plan, load, draw, save.
     plan = planner.complete(planner.plan_messages(caption))
     if on_plan is not None:
@@ -256,6 +246,32 @@ def generate(
         image=result.image, layout=plan.layout, seed=seed, reply=plan.reply, files=files,
         render=result,
     )  # fmt: skip
+
+
+def checked_inputs(
+    who: str,
+    render_options: dict[str, Any],
+    renderer: Renderer | None,
+    out_dir: str | Path | None,
+    planner: Any,
+    **llm: Any,
+) -> Any:
+    """What `generate()` and `generate_story()` check before an LLM call or a render: the
+    render options (names, then rules and models, unless a loaded `renderer` is given instead)
+    and `out_dir`. Returns `planner`, or a `Planner` made with the `llm` keywords."""
+    from lmd.prompts import Planner
+
+    unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}
+    if unknown:
+        raise TypeError(f"{who}() got unknown options: {', '.join(sorted(unknown))}")
+    if renderer is not None and render_options:
+        raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
+    planner = planner or Planner(**llm)
+    if renderer is None:  # a renderer's models are loaded already
+        RenderSettings(**render_options).check()
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    return planner
 
 
 def check_out_dir(out_dir: str | Path, argument: str = "out_dir") -> Path:

@@ -14,7 +14,6 @@ drawn: captions, seed, model, method, subjects, anchors, the LLM's replies).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,26 +119,18 @@ def generate_story(
     `on_plan(index, plan)` hears of each plan as it comes, before the models load.
     """
     from lmd.api import Renderer as _Renderer
-    from lmd.api import RenderSettings, check_out_dir
-    from lmd.prompts import Planner, plan_story
+    from lmd.api import RenderSettings, checked_inputs
+    from lmd.prompts import plan_story
 
     # 1. Check inputs before spending an LLM call or a render.
     check_captions(captions)
-    unknown = set(render_options) - {f.name for f in dataclasses.fields(RenderSettings)}
-    if unknown:
-        raise TypeError(f"generate_story() got unknown options: {', '.join(sorted(unknown))}")
-    if renderer is not None and render_options:
-        raise TypeError("pass `renderer` or render options, not both: a renderer has its own")
     check_seed(seed)
     if not is_seed(seed + len(captions) - 1):  # picture k is drawn with seed + k
         raise ValueError(f"`seed` {seed} leaves no seed for the last of {len(captions)} pictures")
-    planner = planner or Planner(
-        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout
-    )
-    if renderer is None:
-        RenderSettings(**render_options).check()
-    if out_dir is not None:
-        check_out_dir(out_dir)
+    planner = checked_inputs(
+        "generate_story", render_options, renderer, out_dir, planner,
+        model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout,
+    )  # fmt: skip
     # 2. Plan every caption, then draw them all at once.
     plans = plan_story(planner, list(captions), on_plan)
     layouts = [p.layout for p in plans]
