@@ -1,7 +1,8 @@
-"""Turn a model name into ready stage-2 components: device, dtype and the SD/GLIGEN pipeline.
+"""Turn a model name into ready stage-2 components: device, dtype and the diffusers pipeline.
 
 A model is `random:tiny` / `random:sd15-tiny` / `random:sd15` / `random:sd2-tiny` /
-`random:sdxl-tiny` / `random:sdxl` (random weights, see `random_pipeline`), a hub id
+`random:sdxl-tiny` / `random:sdxl` / `random:sd3-tiny` / `random:sd3` / `random:flux-tiny` /
+`random:flux` (random weights, see `random_pipeline`), a hub id
 (`owner/name`, from the local cache when offline) or a local diffusers pipeline folder (one
 with `model_index.json`). Every failure to load becomes one `ModelLoadError` sentence that
 names the model and says what to do; huggingface tracebacks never reach the user.
@@ -22,7 +23,7 @@ import torch
 from lmd.controller.methods import get_method
 from lmd.controller.methods.lmd_plus import GLIGEN_MODEL
 from lmd.layouts.errors import LmdError, one_line
-from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, is_xl
+from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, random_family
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
@@ -102,20 +103,21 @@ def load_pipeline(
     dtype: str | torch.dtype | None = None,
     seed: int = 0,
 ):
-    """A diffusers text-to-image pipeline (SD 1.x, SD 2.x or SDXL; a GLIGEN-gated UNet for
-    `lmd+`) with a DDIM scheduler from its own scheduler config, on `device`.
+    """A diffusers text-to-image pipeline (SD 1.x, SD 2.x, SDXL, SD3 or FLUX.1; a GLIGEN-gated
+    UNet for `lmd+`) with the scheduler its backbone samples with (UNets: DDIM from their own
+    scheduler config; SD3, FLUX: their flow-matching scheduler), on `device`.
 
     `model` is a `random:` model (see `random_pipeline`), a hub id or a local diffusers
     folder; `None` means `default_diffusion_model(method)`. `seed` only matters for random models.
-    Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL fails
-    before anything loads when the folder or random model says it is SDXL.
+    Only the components stage 2 uses are kept (no safety checker). `lmd+` on SDXL, SD3 or
+    FLUX fails before anything loads when the folder or random model says what it is.
     """
     spec = get_method(method)
     model = default_diffusion_model(method) if model is None else str(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     gligen = spec.gated_unet
-    check_model_fits(model, method)  # lmd+ on SDXL, known before loading anything
+    check_model_fits(model, method)  # lmd+ without GLIGEN weights, known before loading
 
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
@@ -133,49 +135,73 @@ def load_pipeline(
         )
         pipe = _move(pipe, model, torch_device)  # the dtype was applied while loading
 
-    from diffusers import DDIMScheduler
-
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    _prepare(pipe)
     if spec.grounded:
         check_guidable(pipe, model, spec)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+FAMILY_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD3", "flux": "FLUX.1"}
+GLIGEN_FAMILIES = ("sd1", "sd2")
+"""The families a GLIGEN-gated UNet can be (public weights exist for SD 1.x only)."""
+
+
+def _prepare(pipe: Any) -> None:
+    """The scheduler the pipeline's backbone samples with (SD 1.x/2.x/SDXL: DDIM from the
+    pipeline's config; SD3, FLUX: their own flow-matching scheduler). A pipeline no backbone
+    knows gets DDIM; the controller refuses it with a clear message."""
+    from lmd.controller.backbones import family_of
+
+    try:
+        family_of(pipe).prepare()
+    except ValueError:
+        from diffusers import DDIMScheduler
+
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
 
 
 def check_model_fits(model: str, method: str) -> None:
     """Raise when `method` surely cannot run on `model`, known without loading it (a random
-    model, a folder or a cached hub id): `lmd+` on SDXL (no GLIGEN weights), and a method
-    whose weights exist for some families only (MIGC: SD 1.x)."""
+    model, a folder or a cached hub id): `lmd+` on SDXL, SD3 or FLUX (no GLIGEN weights), and a
+    method whose weights exist for some families only (MIGC: SD 1.x)."""
     found = get_method(method)
     family = known_family(model)
     if family is None:
         return
-    if found.gated_unet and family == "sdxl":
-        raise ModelLoadError(no_gligen_for_sdxl(model, method))
+    if found.gated_unet and family not in GLIGEN_FAMILIES:
+        raise ModelLoadError(no_gligen(model, method, FAMILY_LABELS[family]))
     found.check_family(family, FAMILY_LABELS[family])
 
 
 def known_family(model: str) -> str | None:
-    """The family (`sd1`, `sd2`, `sdxl`) of `model` as its files say without loading it, or
-    None when that cannot be read here (a hub id not in the cache)."""
+    """The family (`sd1`, `sd2`, `sdxl`, `sd3`, `flux`) of `model` as its files say without
+    loading it, or None when that cannot be read here (a hub id not in the cache)."""
     if model.startswith(RANDOM_PREFIX):
         name = model.removeprefix(RANDOM_PREFIX)
-        if name not in RANDOM_MODELS:
-            return None
-        return "sdxl" if is_xl(name) else "sd2" if name.startswith("sd2") else "sd1"
+        return random_family(name) if name in RANDOM_MODELS else None
     index, unet = _model_file(model, "model_index.json"), _model_file(model, "unet/config.json")
     try:
-        if index is not None and "text_encoder_2" in json.loads(index.read_text()):
-            return "sdxl"
+        family = index_family(json.loads(index.read_text())) if index is not None else None
+        if family is not None:
+            return family
         if unet is not None:
             width = json.loads(unet.read_text()).get("cross_attention_dim")
             return {768: "sd1", 1024: "sd2"}.get(width)
     except (OSError, ValueError):
         pass
     return None
+
+
+def index_family(index: dict) -> str | None:
+    """The family a pipeline's `model_index.json` alone tells (`sdxl`, `sd3`, `flux`), else
+    None (an SD 1.x or 2.x UNet: its config tells which)."""
+    name = str(index.get("_class_name", ""))
+    if "transformer" in index:
+        if "StableDiffusion3" in name or "text_encoder_3" in index:
+            return "sd3"
+        return "flux" if "Flux" in name else None
+    return "sdxl" if "text_encoder_2" in index else None
 
 
 def _model_file(model: str, file: str) -> Path | None:
@@ -192,10 +218,10 @@ def _model_file(model: str, file: str) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
-def no_gligen_for_sdxl(model: str, method: str) -> str:
+def no_gligen(model: str, method: str, family: str = "SDXL") -> str:
     return (
-        f"model {model!r} is SDXL, and `method='{method}'` needs GLIGEN weights, which exist "
-        "publicly for SD 1.x only; use `method='lmd'` on SDXL"
+        f"model {model!r} is {family}, and `method='{method}'` needs GLIGEN weights, which exist "
+        f"publicly for SD 1.x only; use `method='lmd'` on {family}"
     )
 
 
@@ -209,8 +235,10 @@ def _load_diffusers(source: str, *, method, model: str, **kwargs: Any):
 
     index = DiffusionPipeline.load_config(source)
     names = set(index)
-    if method.gated_unet and "text_encoder_2" in names:
-        raise ModelLoadError(no_gligen_for_sdxl(model, method.name))
+    family = index_family(index)
+    if method.gated_unet and (family is not None or "transformer" in index):
+        label = FAMILY_LABELS.get(family, "a transformer model")
+        raise ModelLoadError(no_gligen(model, method.name, label))
     if "safety_checker" in names:  # stage 2 never runs it
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     for unused in ("feature_extractor", "image_encoder"):
@@ -231,8 +259,8 @@ def check_guidable(pipe: Any, model: str, method) -> None:
         backbone.layers  # noqa: B018 (finding them is the check)
     except ValueError as exc:
         raise ModelLoadError(
-            f"model {model!r} cannot be guided ({exc}); use an SD 1.x/2.x/SDXL-shaped model "
-            "(or `method='sd'`)"
+            f"model {model!r} cannot be guided ({exc}); use an SD 1.x/2.x/SDXL, SD3 or FLUX.1 "
+            "model (or `method='sd'`)"
         ) from exc
     if method.gated_unet and not backbone.has_gligen():
         raise ModelLoadError(

@@ -8,7 +8,8 @@ have toy widths for tests. `random:sd15-tiny` is `random:tiny` with SD 1.5's eig
 heads: the guidance energy, a sum over heads, then has SD 1.5's scale and passes its threshold,
 so every guided phase runs (random:tiny's two heads keep it under: no guidance at all).
 A config with a `text_encoder_2` builds a `StableDiffusionXLPipeline`, any other a
-`StableDiffusionPipeline`.
+`StableDiffusionPipeline`. `random:sd3`, `random:flux` and their `-tiny` versions are
+transformer models (see `random_dit`).
 The tokenizer is a real CLIP byte-level BPE whose merges are built from `words.txt` (most of
 those words become one or two tokens; any other text is spelt from byte tokens).
 """
@@ -22,13 +23,26 @@ from importlib import resources
 import torch
 
 RANDOM_PREFIX = "random:"
-RANDOM_MODELS = ("sd15", "tiny", "sd15-tiny", "sd2-tiny", "sdxl-tiny", "sdxl")
+RANDOM_MODELS = (
+    "sd15", "tiny", "sd15-tiny", "sd2-tiny", "sdxl-tiny", "sdxl",
+    "sd3-tiny", "sd3", "flux-tiny", "flux",
+)  # fmt: skip
+_DIT_FAMILIES = {"StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}
 _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 
 
 def is_xl(name: str) -> bool:
-    """Whether random model `name` is SDXL-shaped (two text encoders)."""
-    return "text_encoder_2" in _config(name)
+    """Whether random model `name` is SDXL-shaped (a UNet and two text encoders)."""
+    cfg = _config(name)
+    return "unet" in cfg and "text_encoder_2" in cfg
+
+
+def random_family(name: str) -> str:
+    """The family (`sd1`, `sd2`, `sdxl`, `sd3`, `flux`) of random model `name`."""
+    cfg = _config(name)
+    if "pipeline" in cfg:
+        return _DIT_FAMILIES[cfg["pipeline"]]
+    return "sdxl" if is_xl(name) else "sd2" if name.startswith("sd2") else "sd1"
 
 
 def _config(name: str) -> dict:
@@ -91,7 +105,8 @@ def build_random_pipeline(
     dtype: torch.dtype = torch.float32,
 ):
     """A `StableDiffusionPipeline` (GLIGEN-gated UNet with `gligen`) or, for an SDXL config, a
-    `StableDiffusionXLPipeline`, with random weights of a carried shape."""
+    `StableDiffusionXLPipeline`, with random weights of a carried shape (SD3 and FLUX
+    configs: see `random_dit`)."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -102,9 +117,14 @@ def build_random_pipeline(
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     cfg = _config(name)
-    xl = "text_encoder_2" in cfg
-    if gligen and xl:
-        raise ValueError(f"random:{name} is SDXL-shaped: GLIGEN (lmd+) has no SDXL weights")
+    family = random_family(name)
+    if gligen and family not in ("sd1", "sd2"):
+        raise ValueError(f"random:{name} is {family}-shaped: GLIGEN (lmd+) has no {family} weights")
+    if "pipeline" in cfg:
+        from lmd.random_dit import build_dit_pipeline
+
+        return build_dit_pipeline(cfg, name, seed=seed, device=device, dtype=dtype)
+    xl = is_xl(name)
     tokenizer = build_tokenizer()
 
     def text_config(key: str) -> CLIPTextConfig:

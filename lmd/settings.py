@@ -152,9 +152,10 @@ class RenderSettings:
     """
 
     model: str | None = setting(
-        None, "--model", "Hub id or local diffusers folder, SD 1.x, 2.x or SDXL (default: SD "
-        "1.5, or GLIGEN for lmd+); random:tiny, random:sd15-tiny, random:sd15, random:sd2-tiny, "
-        "random:sdxl-tiny or random:sdxl for random weights.", metavar="MODEL",
+        None, "--model", "Hub id or local diffusers folder: SD 1.x, 2.x, SDXL, SD3/SD3.5 or "
+        "FLUX.1 (default: SD 1.5, or GLIGEN for lmd+); random:tiny, random:sd15-tiny, "
+        "random:sd15, random:sd2-tiny, random:sdxl-tiny, random:sdxl, random:sd3-tiny, "
+        "random:sd3, random:flux-tiny or random:flux for random weights.", metavar="MODEL",
     )  # fmt: skip
     method: str = setting(
         "lmd", "--method", _method_help, metavar="METHOD", label="Method", rule=raising(_method)

@@ -39,6 +39,22 @@ def sdxl_tiny_pipe():
 
 
 @pytest.fixture(scope="session")
+def sd3_tiny_pipe():
+    """`random:sd3-tiny`: a `StableDiffusion3Pipeline` (MM-DiT, CLIP x2 + T5, flow matching)."""
+    from lmd.models import load_pipeline
+
+    return load_pipeline("random:sd3-tiny", device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def flux_tiny_pipe():
+    """`random:flux-tiny`: a `FluxPipeline` (double/single-stream blocks, packed latents)."""
+    from lmd.models import load_pipeline
+
+    return load_pipeline("random:flux-tiny", device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory, tiny_pipe):
     """`tiny_pipe` written with `save_pretrained`: a local diffusers folder to load by path."""
     path = tmp_path_factory.mktemp("models") / "tiny-sd"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from lmd.layouts.words import plural
 
@@ -81,8 +82,27 @@ def _separator(phrase: str) -> str:
 
 
 @dataclass(frozen=True)
+class TokenSpace:
+    """Where a tokenizer's tokens sit in the denoiser's text sequence: the encoder reads
+    `length` tokens (None: the tokenizer's `model_max_length`), the first at `offset`."""
+
+    tokenizer: Any
+    length: int | None = None
+    offset: int = 0
+
+    @property
+    def max_tokens(self) -> int:
+        return self.length or self.tokenizer.model_max_length
+
+
+def token_space(tokenizer: Any) -> TokenSpace:
+    """`tokenizer` as a `TokenSpace` (a bare tokenizer: its own length, at offset 0)."""
+    return tokenizer if isinstance(tokenizer, TokenSpace) else TokenSpace(tokenizer)
+
+
+@dataclass(frozen=True)
 class Tokens:
-    """Token positions of one object in a prompt (indices into the text encoder's 77)."""
+    """Token positions of one object in a prompt (positions in the denoiser's text sequence)."""
 
     guided: tuple[int, ...]  # the tokens the energy is averaged over (phrase or head noun)
     word: int | None  # the word token: mask attention and attention transfer
@@ -105,19 +125,28 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def _lead(tokenizer) -> int:
+    """How many special tokens come before the text (CLIP's beginning-of-text: 1; T5: 0)."""
+    bare, full = _ids(tokenizer, "a"), tokenizer("a")["input_ids"]
+    return next((k for k in range(len(full) - len(bare) + 1) if full[k : k + len(bare)] == bare), 0)
+
+
 def locate(
     tokenizer, prompt: str, phrase: str, start_char: int, rule: TokenRule | None = None
 ) -> Tokens:
-    """Tokens of `phrase` (per `rule`), where `phrase` sits at `prompt[start_char:]`."""
+    """Tokens of `phrase` (per `rule`), where `phrase` sits at `prompt[start_char:]`;
+    `tokenizer` is a tokenizer or a `TokenSpace`."""
     rule = rule or TokenRule()
-    limit = tokenizer.model_max_length - 1  # the last position is the end-of-text token
+    space = token_space(tokenizer)
+    tokenizer, lead = space.tokenizer, _lead(space.tokenizer)
+    limit = space.max_tokens - 1  # the last position is the end-of-text token
     ids = _ids(tokenizer, prompt)
     phrase_ids = _ids(tokenizer, phrase)
-    start = _first_match(tokenizer, ids, phrase_ids) if rule.search == "first" else None
+    start = _first_match(tokenizer, ids, phrase_ids, lead) if rule.search == "first" else None
     if start is None:
-        start = 1 + len(_ids(tokenizer, prompt[:start_char])) if start_char else 1
-        if ids[start - 1 : start - 1 + len(phrase_ids)] != phrase_ids:
-            start = 1 + _find(ids, phrase_ids, start - 1)
+        start = lead + len(_ids(tokenizer, prompt[:start_char])) if start_char else lead
+        if ids[start - lead : start - lead + len(phrase_ids)] != phrase_ids:
+            start = lead + _find(ids, phrase_ids, start - lead)
     words = phrase.split()
     h = head_word_index(words)
     end = start + len(_ids(tokenizer, " ".join(words[: h + 1])))
@@ -130,14 +159,18 @@ def locate(
     else:
         candidates = list(noun)
     kept = [i for i in candidates if i < limit]
-    return Tokens(guided=guided, word=kept[-1] if kept and guided else None)
+    word = kept[-1] + space.offset if kept and guided else None
+    return Tokens(guided=tuple(i + space.offset for i in guided), word=word)
 
 
-def _first_match(tokenizer, ids: list[int], phrase_ids: list[int]) -> int | None:
+def _first_match(tokenizer, ids: list[int], phrase_ids: list[int], lead: int) -> int | None:
     """The paper's search: the phrase's token text found in the prompt's, first match."""
-    tokens = tokenizer.convert_ids_to_tokens([tokenizer.bos_token_id, *ids])
+    first = tokenizer("a")["input_ids"][:lead]  # the special tokens before the text
+    tokens = tokenizer.convert_ids_to_tokens([*first, *ids])
     text, sub = " ".join(tokens), " ".join(tokenizer.convert_ids_to_tokens(phrase_ids))
     at = text.find(sub)
+    if at == 0 and not lead:
+        return 0
     return None if at < 1 else len(text[: at - 1].split(" "))
 
 

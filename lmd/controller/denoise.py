@@ -55,7 +55,7 @@ def denoise(
     store = run.store
     schedule = schedule or run.config.schedule
     hooks = hooks or Hooks()
-    scheduler = run.backbone.scheduler(schedule.steps)
+    scheduler = run.backbone.scheduler(schedule.steps, run.latent_hw)
     rows = latents.shape[0]
     latents = latents.to(run.device, run.dtype)
     carried = torch.full((rows,), float("inf"))  # the paper's stop rule: loss of the last update

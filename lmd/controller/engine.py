@@ -88,7 +88,7 @@ class Run:
 
     def scheduler(self, steps: int | None = None):
         """A fresh scheduler set to `steps` (default: the config's)."""
-        return self.backbone.scheduler(steps or self.config.steps)
+        return self.backbone.scheduler(steps or self.config.steps, self.latent_hw)
 
     @property
     def init_sigma(self) -> float:

@@ -120,7 +120,7 @@ def _draw(
     for j in jobs:
         bg = j.noise if j.noise is not None else background_noise
         noise.append(blend(bg, gaussian(j.seed, bg.shape), j.cells.mask(lh, lw), ratio))
-    sigma = backbone.init_sigma(backbone.scheduler(schedule.steps))
+    sigma = backbone.init_sigma(backbone.scheduler(schedule.steps, run.latent_hw))
     latents = (torch.stack(noise) * sigma).to(run.device, run.dtype)
     names = [_trace_name(j) for j in jobs]
     _emit_rows(run, names, "initial_latents", latents)

@@ -8,10 +8,10 @@ one line in `DETECTORS` below.
 
 from __future__ import annotations
 
-from lmd.controller.backbones import unet
+from lmd.controller.backbones import flux, sd3, unet
 from lmd.controller.backbones.base import Backbone, HookedLayers, StepInputs, map_tensors
 
-DETECTORS = [unet.detect]
+DETECTORS = [unet.detect, sd3.detect, flux.detect]
 """Each `detect(pipe)` returns the backbone class of a pipeline it knows, else None."""
 
 
@@ -22,8 +22,8 @@ def family_of(pipe) -> Backbone:
         if kind is not None:
             return kind(pipe)
     raise ValueError(
-        f"lmd cannot draw with a {type(pipe).__name__}: it knows Stable Diffusion 1.x, 2.x "
-        "and SDXL pipelines"
+        f"lmd cannot draw with a {type(pipe).__name__}: it knows Stable Diffusion 1.x, 2.x, "
+        "SDXL, SD3 and FLUX.1 pipelines"
     )
 
 

@@ -4,10 +4,11 @@ A backbone wraps one loaded diffusers pipeline and answers, for the flows and me
 
 - geometry: the VAE's scale, the native size, the latent channels, each attention layer's grid;
 - text: prompts to the denoiser's conditioning (`encode`), the tokenizer the model grounds on
-  and where a prompt's tokens sit in the conditioning sequence;
-- sampling: a fresh scheduler, the model input, classifier-free guidance (`predict`: how the
-  conditional and unconditional rows are batched is the backbone's business), the scheduler
-  step and the noise level of the guidance update;
+  and where its tokens sit in the conditioning sequence (`token_space`);
+- sampling: the scheduler the loop runs (`prepare` sets it on a loaded pipeline; `scheduler`
+  gives a fresh one for a latent size), the model input, classifier-free guidance (`predict`:
+  how the conditional and unconditional rows are batched, or whether there are any, is the
+  backbone's business), the scheduler step and the noise level of the guidance update;
 - attention: the cross-attention layers the energy reads (`layers.guidance`) and the mask
   layer, every cross- and self-attention layer a method may change, how to capture them;
 - decoding, and the memory one guided row keeps.
@@ -27,6 +28,7 @@ import torch
 from PIL import Image
 
 from lmd.controller.attention import CaptureProcessor, HookedLayers
+from lmd.controller.captions import TokenSpace
 from lmd.controller.conditioning import Conditioning
 
 Call = Callable[..., torch.Tensor | None]
@@ -53,6 +55,9 @@ class Backbone:
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
+
+    def prepare(self) -> None:
+        """Set the loaded pipeline up for lmd's loop (its scheduler); called once on load."""
 
     # Identity and placement.
     @property
@@ -107,6 +112,11 @@ class Backbone:
         """The tokenizer of the text the model grounds on (object tokens are located in it)."""
         raise NotImplementedError
 
+    @property
+    def token_space(self) -> TokenSpace:
+        """Where `tokenizer`'s tokens sit in the conditioning sequence (default: all of it)."""
+        return TokenSpace(self.tokenizer)
+
     def encode(self, texts: list[str], image_hw: tuple[int, int]) -> Conditioning:
         """One conditioning row per text."""
         raise NotImplementedError
@@ -116,9 +126,10 @@ class Backbone:
         raise NotImplementedError
 
     # Sampling.
-    def scheduler(self, steps: int):
-        """A fresh scheduler with the pipeline's config, set to `steps` (the pipeline's own is
-        left alone)."""
+    def scheduler(self, steps: int, latent_hw: tuple[int, int] | None = None):
+        """A fresh scheduler with the pipeline's config, set to `steps` for latents of
+        `latent_hw` (a schedule that shifts with the image size reads it; the pipeline's own
+        scheduler is left alone)."""
         scheduler = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
         scheduler.set_timesteps(steps, device=self.device)
         return scheduler

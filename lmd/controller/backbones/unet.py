@@ -80,6 +80,12 @@ class SD1(Backbone):
     gligen = True  # public GLIGEN weights exist (gligen/diffusers-generation-text-box)
     up_stacks: int | None = None  # transformer stacks of the first up block guided (None: all)
 
+    def prepare(self) -> None:
+        """DDIM from the pipeline's own scheduler config: the sampler of the paper's code."""
+        from diffusers import DDIMScheduler
+
+        self.pipe.scheduler = DDIMScheduler.from_config(self.pipe.scheduler.config)
+
     @property
     def denoiser(self) -> torch.nn.Module:
         return self.pipe.unet

@@ -71,8 +71,8 @@ class OverallText:
         prompt = overall_prompt(layout.background, phrases)
         tokens = []
         if locate and phrases:
-            tokenizer, rule = run.backbone.tokenizer, TokenRule.of(cfg)
-            tokens = overall_tokens(tokenizer, layout.background, phrases, rule)
+            space, rule = run.backbone.token_space, TokenRule.of(cfg)
+            tokens = overall_tokens(space, layout.background, phrases, rule)
         return cls(prompt, phrases, groups, tokens)
 
     def row(self, run: Run, layout: Layout, cells, masks=None) -> PhaseRow:

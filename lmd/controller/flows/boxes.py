@@ -81,16 +81,16 @@ def prefix(index: int, rows: int) -> str:
 def box_jobs(drawing: Drawing, phase: BoxPhase, trace: str = "") -> list[BoxJob]:
     """What each box is drawn as: where on the latent grid, its tokens and cache key."""
     run, layout = drawing.run, drawing.layout
-    tok = run.backbone.tokenizer
+    space = run.backbone.token_space
     jobs: list[BoxJob] = []
     for index, (box, obj_seed) in enumerate(zip(layout.boxes, drawing.object_seeds, strict=True)):
         cells = to_cells(box.xyxy, run.image_hw, run.latent_hw)
         drawn_at = phase.method.draw_at(cells, run.latent_hw, run.config)
-        tokens = box_tokens(tok, layout.background, box.name, phase.tokens)
+        tokens = box_tokens(space, layout.background, box.name, phase.tokens)
         if not tokens.guided or tokens.word is None:
             raise ValueError(
                 f"the prompt for {box.name!r} is longer than the text encoder's "
-                f"{tok.model_max_length} tokens; shorten the background prompt"
+                f"{space.max_tokens} tokens; shorten the background prompt"
             )
         key = BoxKey(
             drawing.model_id, box.name, (cells.w, cells.h), obj_seed, drawing.seed,

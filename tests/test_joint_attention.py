@@ -1,0 +1,149 @@
+"""Attention capture in joint attention (SD3, FLUX): the maps are the image-query x text-key
+block of the attention the layer computes, renormalised over the text columns.
+
+The reference is the layer's attention written out with an explicit softmax over the whole
+joint sequence in the model's own order (SD3: image then text; FLUX: text then image, with
+the rotary embedding); its output equals the layer's own processor's, so its probabilities are
+the ones the model computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.embeddings import apply_rotary_emb
+
+from lmd.controller.attention import AttentionStore, installed, wrapped
+from lmd.controller.backbones import HookedLayers, family_of
+from lmd.controller.backbones.joint_capture import JointCapture, text_maps
+from lmd.controller.noise import gaussian
+
+CASES = [
+    ("sd3_tiny_pipe", "transformer_blocks.1.attn"),
+    ("flux_tiny_pipe", "transformer_blocks.3.attn"),  # double-stream
+    ("flux_tiny_pipe", "single_transformer_blocks.1.attn"),  # single-stream: one sequence
+]
+
+
+class ExplicitJoint:
+    """A joint attention layer's processor with the softmax written out; keeps the
+    probabilities [rows, heads, N, N] over the joint sequence in the model's order."""
+
+    def __init__(self, text_first: bool):
+        self.text_first = text_first
+        self.probs = None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                 image_rotary_emb=None, **kwargs):  # fmt: skip
+        def heads(x, norm):
+            x = x.unflatten(-1, (attn.heads, -1))
+            return norm(x) if norm is not None else x
+
+        q, k = (
+            heads(attn.to_q(hidden_states), attn.norm_q),
+            heads(attn.to_k(hidden_states), attn.norm_k),
+        )
+        v = heads(attn.to_v(hidden_states), None)
+        n = hidden_states.shape[1]
+        if encoder_hidden_states is not None:
+            e = encoder_hidden_states
+            eq = heads(attn.add_q_proj(e), attn.norm_added_q)
+            ek = heads(attn.add_k_proj(e), attn.norm_added_k)
+            ev = heads(attn.add_v_proj(e), None)
+            pairs = [(eq, q), (ek, k), (ev, v)] if self.text_first else [(q, eq), (k, ek), (v, ev)]
+            q, k, v = (torch.cat(p, dim=1) for p in pairs)
+        if image_rotary_emb is not None:
+            q = apply_rotary_emb(q, image_rotary_emb, sequence_dim=1)
+            k = apply_rotary_emb(k, image_rotary_emb, sequence_dim=1)
+        q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+        self.probs = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(-1)
+        out = (self.probs @ v).transpose(1, 2).flatten(2)
+        if encoder_hidden_states is None:
+            return attn.to_out[1](attn.to_out[0](out)) if getattr(attn, "to_out", None) else out
+        t = encoder_hidden_states.shape[1]
+        text, image = (out[:, :t], out[:, t:]) if self.text_first else (out[:, n:], out[:, :n])
+        image = attn.to_out[1](attn.to_out[0](image))
+        if not attn.context_pre_only:
+            text = attn.to_add_out(text)
+        return image, text
+
+
+def forward_once(backbone, seed: int = 0):
+    """One conditional denoiser forward on random latents at the native size."""
+    h, w = backbone.native_size
+    hw = backbone.latent_hw((h, w))
+    text = backbone.encode(["a grassy park with a gray cat"], (h, w))
+    scheduler = backbone.scheduler(4, hw)
+    z = gaussian(seed, (1, backbone.latent_channels, *hw))
+    with torch.no_grad():
+        return backbone.forward(z, scheduler.timesteps[1], text, {})
+
+
+def image_and_text(backbone, probs: torch.Tensor) -> torch.Tensor:
+    """The image-query x text-key block of the reference's probabilities."""
+    t = backbone.text_tokens
+    n = probs.shape[-1]
+    if backbone.text_first:
+        return probs[:, :, t:, :t]
+    return probs[:, :, : n - t, n - t :]
+
+
+@pytest.mark.parametrize(("fixture", "layer"), CASES)
+def test_maps_are_the_layers_image_to_text_attention_renormalised(fixture, layer, request):
+    pipe = request.getfixturevalue(fixture)
+    backbone = family_of(pipe)
+    transformer = backbone.denoiser
+    plain = forward_once(backbone)
+    reference = ExplicitJoint(backbone.text_first)
+    with wrapped(transformer, {layer: lambda inner: reference}):
+        explicit = forward_once(backbone)
+    assert torch.allclose(explicit, plain, atol=1e-5)  # the reference is the model's attention
+    block = image_and_text(backbone, reference.probs)
+    everything = torch.arange(backbone.text_tokens)[None]
+    for renormalise, expected in ((True, block / block.sum(-1, keepdim=True)), (False, block)):
+        store = AttentionStore(HookedLayers(guidance=[layer], mask=layer))
+
+        def make(store, name, inner, r=renormalise):
+            return JointCapture(store, name, inner, backbone.order, renormalise=r)
+
+        with installed(transformer, store, make):
+            store.set([layer], everything)
+            forward_once(backbone)
+            maps = store.maps[layer]
+        h, w = backbone.coarsest_grid(backbone.latent_hw(backbone.native_size))
+        assert maps.shape == (
+            1,
+            transformer.config.num_attention_heads,
+            h * w,
+            backbone.text_tokens,
+        )
+        assert torch.allclose(maps, expected, atol=1e-5), (
+            renormalise,
+            (maps - expected).abs().max(),
+        )
+        sums = maps.sum(-1)
+        if renormalise:  # SD-style per-token maps
+            assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+        else:  # the rest of each query's attention goes to the image tokens
+            assert (sums < 1 - 1e-3).all()
+
+
+def test_chunks_give_the_same_maps_and_gradients():
+    """Queries in chunks of 5 (recomputed in the backward pass) or all at once: same maps, same
+    gradients; the columns picked are the ones asked for."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 23, 8, generator=g, requires_grad=True)
+    kt = torch.randn(2, 3, 7, 8, generator=g, requires_grad=True)
+    ki = torch.randn(2, 3, 23, 8, generator=g, requires_grad=True)
+    cols = torch.tensor([[1, 4], [6, 0]])
+    per_query = 2 * 3 * (7 + 23) * 4
+    out = {}
+    for chunk in (5 * per_query, 10**9):
+        maps = text_maps(q, kt, ki, cols, chunk_bytes=chunk)
+        (maps * torch.arange(maps.numel()).reshape(maps.shape)).sum().backward()
+        out[chunk] = (maps.detach(), q.grad.clone(), kt.grad.clone())
+        q.grad = kt.grad = ki.grad = None
+    (a, ga, gka), (b, gb, gkb) = out.values()
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ga, gb, atol=1e-5)
+    assert torch.allclose(gka, gkb, atol=1e-5)
+    full = ((q @ kt.transpose(-1, -2)) * 8**-0.5).softmax(-1)
+    assert torch.allclose(a, full.gather(-1, cols[:, None, None].expand(2, 3, 23, 2)), atol=1e-6)
