@@ -30,7 +30,7 @@ GUIDANCE = 3.5  # FluxPipeline's default `guidance_scale` (FLUX.1 [dev]'s distil
 def pack(latents: torch.Tensor) -> torch.Tensor:
     """[rows, C, h, w] -> [rows, (h/2)(w/2), 4C]: each 2x2 patch one token, row-major."""
     rows, c, h, w = latents.shape
-    x = latents.view(rows, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 5, 3)
+    x = latents.view(rows, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
     return x.reshape(rows, (h // 2) * (w // 2), c * 4)
 
 
