@@ -61,9 +61,9 @@ def _building(device, dtype, in_place: bool):
         torch.set_default_dtype(previous)
 
 
-def build_dit_pipeline(cfg: dict, name: str, *, seed: int, device, dtype):
+def build_dit_pipeline(cfg: dict, name: str, clip_tok, *, seed: int, device, dtype):
     """A `StableDiffusion3Pipeline` or `FluxPipeline` (as `cfg["pipeline"]` names) with random
-    weights of the shapes in `cfg`."""
+    weights of the shapes in `cfg`; `clip_tok` is the CLIP tokenizer (`random_pipeline`'s)."""
     from diffusers import (
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
@@ -80,12 +80,9 @@ def build_dit_pipeline(cfg: dict, name: str, *, seed: int, device, dtype):
         T5EncoderModel,
     )
 
-    from lmd.random_pipeline import build_tokenizer
-
     sd3 = cfg["pipeline"] == "StableDiffusion3Pipeline"
     t5_key = "text_encoder_3" if sd3 else "text_encoder_2"
     t5_tok_key = "tokenizer_3" if sd3 else "tokenizer_2"
-    clip_tok = build_tokenizer()
     t5_tok = build_t5_tokenizer(cfg[t5_tok_key]["model_max_length"])
 
     def clip(key: str, kind):

@@ -123,7 +123,9 @@ def build_random_pipeline(
     if "pipeline" in cfg:
         from lmd.random_dit import build_dit_pipeline
 
-        return build_dit_pipeline(cfg, name, seed=seed, device=device, dtype=dtype)
+        return build_dit_pipeline(
+            cfg, name, build_tokenizer(), seed=seed, device=device, dtype=dtype
+        )
     xl = is_xl(name)
     tokenizer = build_tokenizer()
 

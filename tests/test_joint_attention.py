@@ -14,7 +14,7 @@ from diffusers.models.embeddings import apply_rotary_emb
 
 from lmd.controller.attention import AttentionStore, installed, wrapped
 from lmd.controller.backbones import HookedLayers, family_of
-from lmd.controller.backbones.joint_capture import JointCapture, text_maps
+from lmd.controller.backbones.joint_capture import JointCapture, JointOrder, text_maps
 from lmd.controller.noise import gaussian
 
 CASES = [
@@ -98,33 +98,37 @@ def test_maps_are_the_layers_image_to_text_attention_renormalised(fixture, layer
         explicit = forward_once(backbone)
     assert torch.allclose(explicit, plain, atol=1e-5)  # the reference is the model's attention
     block = image_and_text(backbone, reference.probs)
-    everything = torch.arange(backbone.text_tokens)[None]
+    h, w = backbone.coarsest_grid(backbone.latent_hw(backbone.native_size))
+    # The model's order matters: read as if text and image were the other way round, the same
+    # layer gives other maps.
+    swapped = JointOrder(not backbone.text_first, backbone.text_tokens)
     for renormalise, expected in ((True, block / block.sum(-1, keepdim=True)), (False, block)):
-        store = AttentionStore(HookedLayers(guidance=[layer], mask=layer))
-
-        def make(store, name, inner, r=renormalise):
-            return JointCapture(store, name, inner, backbone.order, renormalise=r)
-
-        with installed(transformer, store, make):
-            store.set([layer], everything)
-            forward_once(backbone)
-            maps = store.maps[layer]
-        h, w = backbone.coarsest_grid(backbone.latent_hw(backbone.native_size))
-        assert maps.shape == (
-            1,
-            transformer.config.num_attention_heads,
-            h * w,
-            backbone.text_tokens,
-        )
-        assert torch.allclose(maps, expected, atol=1e-5), (
-            renormalise,
-            (maps - expected).abs().max(),
-        )
+        maps = captured(backbone, layer, backbone.order, renormalise)
+        heads = transformer.config.num_attention_heads
+        assert maps.shape == (1, heads, h * w, backbone.text_tokens)
+        assert torch.allclose(maps, expected, atol=1e-5), (maps - expected).abs().max()
+        if backbone.text_first:  # FLUX: the order places the rotary positions (and splits
+            # the single-stream sequence); SD3's two streams come apart without it
+            wrong = captured(backbone, layer, swapped, renormalise)
+            assert not torch.allclose(wrong, expected, atol=1e-3)
         sums = maps.sum(-1)
         if renormalise:  # SD-style per-token maps
             assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
         else:  # the rest of each query's attention goes to the image tokens
             assert (sums < 1 - 1e-3).all()
+
+
+def captured(backbone, layer: str, order: JointOrder, renormalise: bool) -> torch.Tensor:
+    """The maps `JointCapture` keeps of `layer` on `forward_once`, every text column."""
+    store = AttentionStore(HookedLayers(guidance=[layer], mask=layer))
+
+    def make(store, name, inner):
+        return JointCapture(store, name, inner, order, renormalise=renormalise)
+
+    with installed(backbone.denoiser, store, make):
+        store.set([layer], torch.arange(backbone.text_tokens)[None])
+        forward_once(backbone)
+        return store.maps[layer]
 
 
 def test_chunks_give_the_same_maps_and_gradients():

@@ -13,7 +13,6 @@ model predicts; the guidance update's step is `flow_noise_level`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
@@ -22,6 +21,7 @@ from PIL import Image
 
 from lmd.controller.backbones.base import Backbone, HookedLayers
 from lmd.controller.backbones.dit_memory import boxes_per_batch
+from lmd.controller.backbones.joint_capture import JointCapture, JointOrder
 
 
 def flow_noise_level(sigma: float) -> float:
@@ -39,15 +39,6 @@ def flow_noise_level(sigma: float) -> float:
     return sigma * ((1 - sigma) ** 2 + sigma**2) ** 0.5
 
 
-@dataclass(frozen=True)
-class JointOrder:
-    """How a model lays out its joint sequence: text before the image tokens (FLUX) or after
-    them (SD3), and the text's length (splits a single-stream layer's one sequence)."""
-
-    text_first: bool
-    text_tokens: int
-
-
 class JointBackbone(Backbone):
     """An MM-DiT (`pipe.transformer`) with flow matching: the parts SD3 and FLUX share.
 
@@ -57,6 +48,7 @@ class JointBackbone(Backbone):
     """
 
     text_first: ClassVar[bool] = False
+    joint = True
     gligen = False  # no public GLIGEN weights for a transformer base model
 
     @property
@@ -96,7 +88,8 @@ class JointBackbone(Backbone):
     def model_input(self, scheduler, latents: torch.Tensor, t) -> torch.Tensor:
         return latents
 
-    def noise_level(self, scheduler, index: int, t) -> float:
+    def noise_level(self, scheduler, index: int, t, rule: str = "scaling") -> float:
+        """`flow_noise_level` (one rule: the paper's code has no flow-matching sampler)."""
         return flow_noise_level(float(scheduler.sigmas[index]))
 
     # Attention.
@@ -124,20 +117,19 @@ class JointBackbone(Backbone):
         return JointOrder(self.text_first, self.text_tokens)
 
     def capture_processor(self, store, name: str, inner):
-        from lmd.controller.backbones.joint_capture import JointCapture
-
         return JointCapture(store, name, inner, self.order)
 
     def attention_modules(self, kind: str) -> dict[str, torch.nn.Module]:
-        """Joint attention is cross- and self-attention in one call: both kinds are every
-        joint layer (`.attn`); "self" adds the image-only layers (SD3.5's `.attn2`)."""
+        """ "cross": every joint attention layer, the ones whose image queries see the text
+        (SD3's joint blocks, FLUX's double- and single-stream blocks: `.attn`); "self": the
+        image-only attention layers (SD3.5's `.attn2`; none in FLUX or SD3.0)."""
         if kind not in ("cross", "self"):
             raise ValueError(f"attention kind must be 'cross' or 'self' but is {kind!r}")
-        suffixes = (".attn",) if kind == "cross" else (".attn", ".attn2")
+        suffix = ".attn" if kind == "cross" else ".attn2"
         return {
             name: module
             for name, module in self.denoiser.named_modules()
-            if name.endswith(suffixes) and hasattr(module, "processor")
+            if name.endswith(suffix) and hasattr(module, "processor")
         }
 
     # Images.

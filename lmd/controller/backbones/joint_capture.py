@@ -3,12 +3,22 @@ attention a layer computes, as SD-style per-token maps (see `text_maps`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from lmd.controller.attention import StopForward
 from lmd.controller.backbones.dit_memory import CHUNK_BYTES
-from lmd.controller.backbones.joint import JointOrder
+
+
+@dataclass(frozen=True)
+class JointOrder:
+    """How a model lays out its joint sequence: text before the image tokens (FLUX) or after
+    them (SD3), and the text's length (splits a single-stream layer's one sequence)."""
+
+    text_first: bool
+    text_tokens: int
 
 
 def text_maps(
