@@ -52,6 +52,9 @@ class Backbone:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     gligen: ClassVar[bool] = False  # public GLIGEN weights exist for this family
+    joint: ClassVar[bool] = False
+    """Text and image attend in one softmax (SD3, FLUX: `order` says how the sequence is laid
+    out); else separate self- and cross-attention layers (the UNets)."""
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe

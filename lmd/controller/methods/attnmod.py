@@ -99,15 +99,14 @@ class AttnMod(Method):
 
     def check(self, pipe, backbone) -> None:
         try:
-            ok = bool(backbone.attention_modules("self")) and bool(
-                backbone.attention_modules("cross")
-            )
+            cross = backbone.attention_modules("cross")
+            ok = bool(cross) and (backbone.joint or bool(backbone.attention_modules("self")))
         except (KeyError, NotImplementedError):
             ok = False
         if not ok:
             raise ValueError(
-                f"`method` 'attnmod' needs separate self- and cross-attention layers, which "
-                f"{backbone.label} does not have; use method 'lmd' or 'sd'"
+                f"`method` 'attnmod' needs self- and cross-attention layers (or joint attention),"
+                f" which {backbone.label} does not have; use method 'lmd' or 'sd'"
             )
 
     def hooks(self, run, phase: Phase) -> AttnModHooks:
@@ -120,7 +119,7 @@ class AttnModHooks(Hooks):
     def __init__(self, run, phase: Phase, settings: AttnModSettings):
         self.run, self.phase, self.settings = run, phase, settings
         self.index = 0
-        self._groups = [_token_groups(run.backbone.tokenizer, row) for row in phase.rows]
+        self._groups = [_token_groups(run.backbone.token_space, row) for row in phase.rows]
         self._bias: dict[int, torch.Tensor] = {}  # per grid size, at the current step
 
     def processors(self) -> dict[str, Wrap]:
@@ -129,7 +128,10 @@ class AttnModHooks(Hooks):
         for name in backbone.attention_modules("self"):
             wraps[name] = lambda inner: TemperedSelfAttention(self, inner)
         for name in backbone.attention_modules("cross"):
-            wraps[name] = lambda inner: FocusedCrossAttention(self, inner)
+            if backbone.joint:  # text and image in one softmax: both changes in one call
+                wraps[name] = lambda inner: ModulatedJointAttention(self, inner, backbone.order)
+            else:
+                wraps[name] = lambda inner: FocusedCrossAttention(self, inner)
         return wraps
 
     def step(self, index: int, t) -> None:
@@ -155,7 +157,8 @@ class AttnModHooks(Hooks):
         grid = self.run.backbone.attention_hw(pixels, phase.latent_hw)
         masking = s.masking and self.index < s.phase_steps(s.mask_steps, phase.steps)
         w_global, w_instance = self.weights
-        tokens = self.run.backbone.tokenizer.model_max_length
+        space = self.run.backbone.token_space
+        tokens = space.offset + space.max_tokens  # the conditioning sequence's length
         rows = []
         for row, groups in zip(phase.rows, self._groups, strict=True):
             logw = torch.zeros(tokens)
@@ -186,14 +189,17 @@ class _Groups:
     shared: list[int]  # the prompt's other words (background, "with", commas)
 
 
-def _token_groups(tokenizer, row) -> _Groups:
-    """A row's token groups: each object's tokens, and the shared words between the start
-    token and the end token (neither of which is in a group)."""
+def _token_groups(space, row) -> _Groups:
+    """A row's token groups: each object's tokens, and the shared words of the prompt (the
+    start token, where the tokenizer has one, and the end token are in no group). Positions
+    are in the conditioning sequence (`space`: T5's tokens after SD3's 77 CLIP ones)."""
     objects = [list(o.tokens.guided) if o.tokens is not None else [] for o in row.objects]
-    length = len(tokenizer(row.prompt, truncation=True)["input_ids"])  # with start and end
+    tokenizer = space.tokenizer
+    ids = tokenizer(row.prompt, truncation=True, max_length=space.max_tokens)["input_ids"]
+    start = 1 if tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id else 0
     taken = {t for g in objects for t in g}
-    shared = [t for t in range(1, length - 1) if t not in taken]
-    return _Groups(objects, shared)
+    words = range(space.offset + start, space.offset + len(ids) - 1)  # the last is the end
+    return _Groups(objects, [t for t in words if t not in taken])
 
 
 def _columns(group: torch.Tensor, tokens: int) -> torch.Tensor:
@@ -259,6 +265,38 @@ class TemperedSelfAttention:
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                               **kwargs)  # fmt: skip
         return attend(attn, hidden_states, None, scale=attn.scale / self.hooks.tau)
+
+
+class ModulatedJointAttention:
+    """A joint attention layer (SD3, FLUX) with both changes in its one softmax: the image
+    queries' text block masked and weighted as SD's cross-attention, their image block at
+    temperature `tau` as SD's self-attention (`joint_attend`); the text queries unchanged.
+    On SD3 the two CLIP encoders' 77 tokens stay unmasked, as the start and end tokens: the
+    objects are located in T5's tokens, which the masks and weights act on."""
+
+    def __init__(self, hooks: AttnModHooks, inner, order):
+        self.hooks, self.inner, self.order = hooks, inner, order
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                 image_rotary_emb=None, **kwargs):  # fmt: skip
+        from lmd.controller.backbones.joint_attend import joint_attend
+
+        if attention_mask is not None or kwargs:
+            extra = (image_rotary_emb,) if image_rotary_emb is not None else ()
+            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, *extra,
+                              **kwargs)  # fmt: skip
+        hooks = self.hooks
+        batch, n = hidden_states.shape[:2]
+        text = encoder_hidden_states.shape[1] if encoder_hidden_states is not None else None
+        pixels = n if text is not None else n - self.order.text_tokens
+        text = text if text is not None else self.order.text_tokens
+        rows = hooks.bias(pixels, hidden_states.device, hidden_states.dtype)
+        bias = hidden_states.new_zeros(batch, 1, pixels, text)
+        bias[hooks.run.cond_rows] = rows[..., :text]
+        return joint_attend(
+            attn, hidden_states, encoder_hidden_states, image_rotary_emb, self.order,
+            text_bias=bias, image_scale=1 / hooks.tau,
+        )  # fmt: skip
 
 
 class FocusedCrossAttention:
