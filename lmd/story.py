@@ -131,6 +131,8 @@ def generate_story(
         "generate_story", render_options, renderer, out_dir, planner,
         model=llm, llm_base_url=llm_base_url, cache=llm_cache, llm_timeout=llm_timeout,
     )  # fmt: skip
+    if consistency is not False and len(captions) > 1 and renderer is None:
+        _check_consistency(RenderSettings(**render_options).model_id)
     # 2. Plan every caption, then draw them all at once.
     plans = plan_story(planner, list(captions), on_plan)
     layouts = [p.layout for p in plans]
@@ -146,6 +148,17 @@ def generate_story(
     if out_dir is not None:
         save_story(out_dir, result, renderer)
     return result
+
+
+def _check_consistency(model: str) -> None:
+    """Refuse consistent subjects on a model whose files say it is SD3 or FLUX, before the LLM
+    is asked (the controller refuses any other such model when it draws)."""
+    from lmd.controller.story import no_consistency
+    from lmd.models import FAMILY_LABELS, known_family
+
+    family = known_family(model)
+    if family in ("sd3", "flux"):
+        raise ValueError(no_consistency(FAMILY_LABELS[family]))
 
 
 def save_story(out_dir: str | Path, result: GenerateStoryResult, renderer=None) -> None:

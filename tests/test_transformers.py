@@ -236,3 +236,18 @@ def test_lmd_plus_is_refused_in_one_line(pipe):
     with pytest.raises(ModelLoadError, match=f"{label}.*GLIGEN") as e:
         load_pipeline(name, method="lmd+")
     assert "SDXL" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_stories_draw_together_but_consistent_subjects_are_refused(pipe):
+    from lmd.controller.consistency import ConsistencySettings
+
+    c = Controller(pipe, LMDConfig(steps=2))
+    label = c.backbone.label
+    with pytest.raises(ValueError, match=f"not on {label}.*--no-consistency"):
+        c.render_story([CAT_DOG, CAT_DOG], consistency=ConsistencySettings(), method="sd")
+    story = c.render_story([CAT_DOG, CAT_DOG], consistency=None, method="sd")
+    alone = c.render(CAT_DOG, seed=1, method="sd")
+    import numpy as np
+
+    a, b = (np.asarray(r.image, dtype=int) for r in (story.results[1], alone))  # seed 0 + 1
+    assert np.abs(a - b).max() <= 2  # one batch of two rows: equal to float rounding

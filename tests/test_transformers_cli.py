@@ -103,7 +103,8 @@ def test_web_serves_a_page_that_draws_with_flux(llm_env, monkeypatch, tmp_path):
                 *SMALL])  # fmt: skip
     assert code == 130
     assert "2 objects: a grey cat, a dog" in shown["out"][2]
-    with Image.open(shown["out"][1]) as image:
+    picture = shown["out"][9]  # the picture's download, at the size it was drawn
+    with Image.open(picture["value"] if isinstance(picture, dict) else picture) as image:
         assert image.size == (64, 64)
 
 
@@ -115,3 +116,19 @@ def test_bench_speed_worst_case_prints_the_ratio_on_flux(capsys):
     assert "model: random:flux-tiny" in lines[0] and "worst case" in lines[0]
     assert re.fullmatch(r"ratio lmd/sd: \d+\.\d\d", lines[-1])
     assert "UNet forwards 2 " in lines[1]  # plain FLUX: one call per step, no CFG batch
+
+
+def test_story_on_flux_refuses_consistency_before_asking_and_draws_without(
+    llm_env, tmp_path, capsys
+):
+    captions = tmp_path / "story.txt"
+    captions.write_text("a grey cat in a park\nthe cat on a sofa\n")
+    args = ["story", str(captions), *SMALL, "--method", "sd"]
+    assert run([*args, "-o", str(tmp_path / "shared")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "FLUX" in line and "--no-consistency" in line
+    assert llm_env.requests == [] and not (tmp_path / "shared").exists()
+    llm_env.enqueue(CAT, CAT)
+    assert run([*args, "-o", str(tmp_path / "alone"), "--no-consistency"]) == 0
+    with Image.open(tmp_path / "alone" / "picture-02.png") as image:
+        assert image.size == (64, 64)

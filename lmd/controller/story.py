@@ -62,6 +62,15 @@ def default_anchors(subjects: list[tuple[int, ...]], count: int) -> list[int]:
     return [k for k, s in enumerate(subjects) if s][:count]
 
 
+def no_consistency(label: str) -> str:
+    """Why consistent subjects cannot be drawn on a model of family `label` (SD3, FLUX)."""
+    return (
+        f"consistent subjects (ConsiStory's shared self-attention) run on SD 1.x, 2.x and "
+        f"SDXL, not on {label}; draw the pictures without consistency (`consistency=False`, "
+        "`lmd story --no-consistency`)"
+    )
+
+
 def render_story(
     controller,
     layouts: list[Layout],
@@ -112,6 +121,8 @@ def render_story(
         box_batch_size=controller.box_batch_size, on_step=callback_on_step_end,
     )  # fmt: skip
     source = None
+    if consistency is not None and consistency.share and n > 1 and backbone.joint:
+        raise ValueError(no_consistency(backbone.label))
     if consistency is not None and consistency.share and n > 1:
         source = Consistency(consistency, subjects, anchors, seeds[0])
         run.extra.append(source)
