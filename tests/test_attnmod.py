@@ -1,7 +1,7 @@
 """Attention modulation (`--method attnmod`): its math pinned on real attention layers (values
 and outputs read straight off a diffusers `Attention` whose value and output projections are
 the identity, so its output rows are its attention probabilities), and renders on every
-family."""
+family (SD3 and FLUX's joint attention: `test_joint_attnmod.py`)."""
 
 from __future__ import annotations
 
@@ -139,9 +139,10 @@ def test_the_temperature_sharpens_self_attention_in_the_early_phase(tiny_pipe):
     assert (entropy(early) < entropy(late)).all()
 
 
-@pytest.mark.parametrize("pipe", ["tiny_pipe", "sdxl_tiny_pipe"])
+@pytest.mark.parametrize("pipe", ["tiny_pipe", "sdxl_tiny_pipe", "sd3_tiny_pipe", "flux_tiny_pipe"])
 def test_with_every_mechanism_off_it_is_plain_sd(pipe, request):
-    """tau 1, no masking, flat weights: lmd's processors compute the denoiser's own attention."""
+    """tau 1, no masking, flat weights: lmd's processors compute the denoiser's own attention
+    (on SD3 and FLUX: `joint_attend` on every joint layer)."""
     pipe = request.getfixturevalue(pipe)
     c = Controller(pipe, LMDConfig(steps=3))
     traces = [TraceRecorder(), TraceRecorder()]
@@ -152,7 +153,9 @@ def test_with_every_mechanism_off_it_is_plain_sd(pipe, request):
     assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("pipe", ["tiny_pipe", "sd2_tiny_pipe", "sdxl_tiny_pipe"])
+@pytest.mark.parametrize(
+    "pipe", ["tiny_pipe", "sd2_tiny_pipe", "sdxl_tiny_pipe", "sd3_tiny_pipe", "flux_tiny_pipe"]
+)
 def test_attnmod_renders_deterministically_and_unlike_plain_sd(pipe, request):
     pipe = request.getfixturevalue(pipe)
     c = Controller(pipe, LMDConfig(steps=3))

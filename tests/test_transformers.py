@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lmd.layouts.model import Box, Layout
 
 from lmd.controller import BoxCache, Controller, LMDConfig
 from lmd.controller.attention import AttentionStore, installed
@@ -20,14 +19,10 @@ from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.noise import Cells, gaussian
 from lmd.controller.trace import TraceRecorder
 from lmd.models import ModelLoadError, load_pipeline
+from tests.test_families import CAT_DOG
 
 STEPS = 3
 FORCED = {"steps": STEPS, "loss_threshold": 0.0}  # every guidance iteration runs
-CAT_DOG = Layout(
-    boxes=[Box(name="a gray cat", x=40, y=220, w=160, h=200),
-           Box(name="a dog", x=300, y=150, w=180, h=260)],
-    background="a grassy park", negative="dark",
-)  # fmt: skip
 
 
 @pytest.fixture(params=["sd3_tiny_pipe", "flux_tiny_pipe"])

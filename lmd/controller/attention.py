@@ -110,15 +110,18 @@ class CaptureProcessor:
         return out
 
 
-def with_query_and_key(inner, args: tuple, kwargs: dict) -> tuple[torch.Tensor, dict]:
+def with_query_and_key(
+    inner, args: tuple, kwargs: dict, more: dict[str, torch.nn.Module] | None = None
+) -> tuple[torch.Tensor, dict]:
     """Run an attention layer's processor `inner(attn, ...)` and return its output and the
-    projected queries and keys it computed (`{"q": ..., "k": ...}`; a layer with fused QKV
-    projections leaves them out)."""
+    projected queries and keys it computed (`{"q": ..., "k": ...}`, and each of `more`'s
+    projections by its name; a layer with fused QKV projections leaves q and k out)."""
     attn = args[0]
+    modules = {"q": attn.to_q, "k": attn.to_k, **(more or {})}
     seen: dict[str, torch.Tensor] = {}
     hooks = [
-        attn.to_q.register_forward_hook(lambda m, i, o: seen.setdefault("q", o)),
-        attn.to_k.register_forward_hook(lambda m, i, o: seen.setdefault("k", o)),
+        module.register_forward_hook(lambda _m, _i, out, key=key: seen.setdefault(key, out))
+        for key, module in modules.items()
     ]
     try:
         out = inner(*args, **kwargs)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from lmd.controller.attention import StopForward
+from lmd.controller.attention import StopForward, with_query_and_key
 from lmd.controller.backbones.dit_memory import CHUNK_BYTES
 
 
@@ -91,20 +91,9 @@ class JointCapture:
         if self.name not in store.capture or store.columns is None:
             out = self.inner(*args, **kwargs)
         else:
-            seen: dict[str, torch.Tensor] = {}
-            modules = {"q": attn.to_q, "k": attn.to_k}
-            if encoder_hidden_states is not None:
-                modules["text_k"] = attn.add_k_proj
-            hooks = [
-                m.register_forward_hook(lambda _m, _i, o, key=key: seen.setdefault(key, o))
-                for key, m in modules.items()
-            ]
-            try:
-                out = self.inner(*args, **kwargs)
-            finally:
-                for hook in hooks:
-                    hook.remove()
-            if len(seen) < len(modules):
+            more = {"text_k": attn.add_k_proj} if encoder_hidden_states is not None else {}
+            out, seen = with_query_and_key(self.inner, args, kwargs, more)
+            if len(seen) < 2 + len(more):
                 raise RuntimeError(
                     f"attention capture needs {self.name}'s own q/k projections; unfuse "
                     "fused QKV projections before rendering"
