@@ -22,10 +22,14 @@ FLUX = ["--model", "random:flux-tiny", "--steps", "2", "--device", "cpu"]
 SMALL = [*FLUX, "--height", "64", "--width", "64"]
 
 
-def test_generate_and_render_draw_with_flux(llm_env, tmp_path):
+def test_generate_and_render_draw_with_flux(llm_env, tmp_path, capsys):
     llm_env.enqueue(CAT)
     out = tmp_path / "out"
     assert run(["generate", "a cat and a dog", "-o", str(out), *FLUX]) == 0
+    said = capsys.readouterr()
+    assert re.search(
+        r"2 objects drawn, \d+ transformer forwards, \d+ backwards", said.out + said.err
+    )
     with Image.open(out / "image.png") as image:
         assert image.size == (128, 128)  # the tiny VAE's size
     again = tmp_path / "again"
@@ -115,7 +119,7 @@ def test_bench_speed_worst_case_prints_the_ratio_on_flux(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert "model: random:flux-tiny" in lines[0] and "worst case" in lines[0]
     assert re.fullmatch(r"ratio lmd/sd: \d+\.\d\d", lines[-1])
-    assert "UNet forwards 2 " in lines[1]  # plain FLUX: one call per step, no CFG batch
+    assert "transformer forwards 2 " in lines[1]  # plain FLUX: one call per step, no CFG batch
 
 
 def test_story_on_flux_refuses_consistency_before_asking_and_draws_without(

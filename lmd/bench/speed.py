@@ -58,6 +58,7 @@ class SpeedReport:
     dtype: str
     worst_case: bool
     runs: list[Timing]
+    denoiser: str = "UNet"  # "UNet" or "transformer"
 
     @property
     def method(self) -> str:
@@ -78,7 +79,7 @@ class SpeedReport:
         memory = "CUDA max allocated" if self.device.startswith("cuda") else "process peak RSS"
         for r in self.runs:
             out.append(
-                f"{r.method:>4}: {r.seconds:8.2f} s  UNet forwards {r.forwards} "
+                f"{r.method:>4}: {r.seconds:8.2f} s  {self.denoiser} forwards {r.forwards} "
                 f"({r.stopped_early} stopped after the guidance layers)  backwards {r.backwards}  "
                 f"peak memory {r.peak_bytes / 2**20:.0f} MiB ({memory})"
             )
@@ -166,5 +167,5 @@ def bench_speed(
     return SpeedReport(
         model, boxes, config.steps, (h, w), str(torch_device),
         str(controller.backbone.dtype).split(".")[-1],
-        worst_case, runs,
+        worst_case, runs, controller.backbone.denoiser_label,
     )  # fmt: skip

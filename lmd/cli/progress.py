@@ -224,5 +224,6 @@ def render_summary(method: str, result) -> str:
     """The line `render` and `generate` print about a picture: time, objects, UNet work."""
     return (
         f"{method}: {result.seconds:.1f} s, {counted(result.generated, 'object')} drawn, "
-        f"{result.counts.forwards} UNet forwards, {result.counts.backwards} backwards"
+        f"{result.counts.forwards} {result.counts.denoiser} forwards, "
+        f"{result.counts.backwards} backwards"
     )

@@ -90,7 +90,8 @@ def story_command(
     shared = ", ".join(repr(s) for s in result.subjects) or "none (nothing recurs)"
     anchors_text = ", ".join(str(a + 1) for a in result.anchors) or "none"
     print(
-        f"{len(captions)} pictures: {story.seconds:.1f} s, {story.counts.forwards} UNet forwards; "
+        f"{len(captions)} pictures: {story.seconds:.1f} s, {story.counts.forwards} "
+        f"{story.counts.denoiser} forwards; "
         f"shared: {shared}; anchors: {anchors_text}"
     )
     for picture in result.pictures:

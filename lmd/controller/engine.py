@@ -33,6 +33,7 @@ class Counts:
     guidance_forwards: int = 0  # forwards stopped after the last guidance layer
     box_by_box_forwards: int = 0  # what the same work costs one box at a time
     box_by_box_backwards: int = 0
+    denoiser: str = "UNet"  # what the calls ran: "UNet" or "transformer" (for messages)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Run:
         self.method = get_method(self.method)  # a name or a `Method`
         if self.backbone is None:
             self.backbone = family_of(self.pipe)
+        self.counts.denoiser = self.backbone.denoiser_label
 
     def hooks(self, phase: Phase, method: bool = True) -> Hooks | None:
         """What changes in `phase`: the method's hooks (unless `method` is False) combined

@@ -52,6 +52,7 @@ class Backbone:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     gligen: ClassVar[bool] = False  # public GLIGEN weights exist for this family
+    denoiser_label: ClassVar[str] = "UNet"  # what people call the denoiser, in messages
     joint: ClassVar[bool] = False
     """Text and image attend in one softmax (SD3, FLUX: `order` says how the sequence is laid
     out); else separate self- and cross-attention layers (the UNets)."""

@@ -49,6 +49,7 @@ class JointBackbone(Backbone):
 
     text_first: ClassVar[bool] = False
     joint = True
+    denoiser_label = "transformer"
     gligen = False  # no public GLIGEN weights for a transformer base model
 
     @property
