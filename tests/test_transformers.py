@@ -246,3 +246,22 @@ def test_stories_draw_together_but_consistent_subjects_are_refused(pipe):
 
     a, b = (np.asarray(r.image, dtype=int) for r in (story.results[1], alone))  # seed 0 + 1
     assert np.abs(a - b).max() <= 2  # one batch of two rows: equal to float rounding
+
+
+def test_sd3_loaded_without_t5_grounds_on_clips_tokens(sd3_tiny_pipe):
+    """SD3 loaded with `text_encoder_3=None` (T5's part of the sequence is zeros): objects are
+    located in CLIP-L's tokens, at the start of the sequence, and LMD still guides."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline(
+        **dict(sd3_tiny_pipe.components, text_encoder_3=None, tokenizer_3=None)
+    )
+    space = family_of(pipe).token_space
+    assert space.tokenizer is pipe.tokenizer and space.offset == 0
+    tokens = box_tokens(space, "a grassy park", "a gray cat")
+    ids = pipe.tokenizer(box_prompt("a grassy park", "a gray cat")).input_ids
+    assert [ids[i] for i in tokens.guided] == pipe.tokenizer(
+        "a gray cat", add_special_tokens=False
+    ).input_ids
+    result = Controller(pipe, LMDConfig(**FORCED)).render(CAT_DOG, seed=1)
+    assert result.counts.backwards > 0
