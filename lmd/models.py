@@ -174,6 +174,26 @@ def check_model_fits(model: str, method: str) -> None:
     found.check_family(family, FAMILY_LABELS[family])
 
 
+FAMILY_SIZE_MULTIPLE = {"sd3": 16, "flux": 16}
+"""Pixels an image side must be a multiple of, where it is more than the VAE's 8: the
+transformers cut the latent grid into 2x2 patches."""
+
+
+def check_size_fits(model: str, height: int | None, width: int | None) -> None:
+    """Raise when the image size surely cannot be drawn by `model`, known without loading it
+    (SD3 and FLUX take multiples of 16); the loaded backbone checks any other model."""
+    family = known_family(model)
+    multiple = FAMILY_SIZE_MULTIPLE.get(family or "")
+    sides = {"height": height, "width": width}
+    wrong = {k: v for k, v in sides.items() if v is not None and v % (multiple or 1)}
+    if multiple and wrong:
+        name, value = next(iter(wrong.items()))
+        raise ValueError(
+            f"`{name}` must be a multiple of {multiple} on {FAMILY_LABELS[family]} (8-pixel "
+            f"latent cells in 2x2 patches) but is {value}"
+        )
+
+
 def known_family(model: str) -> str | None:
     """The family (`sd1`, `sd2`, `sdxl`, `sd3`, `flux`) of `model` as its files say without
     loading it, or None when that cannot be read here (a hub id not in the cache)."""

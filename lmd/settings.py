@@ -281,6 +281,7 @@ class RenderSettings:
             raise ValueError(f"`{name}` {problem}")
         models.check_source(self.model_id)
         models.check_model_fits(self.model_id, self.method)
+        models.check_size_fits(self.model_id, self.height, self.width)
         self._check_migc()
         if self.segments:
             backend, source = sam_choice(self.sam_spec, self.sam_backend)

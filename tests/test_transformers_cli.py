@@ -136,3 +136,11 @@ def test_story_on_flux_refuses_consistency_before_asking_and_draws_without(
     assert run([*args, "-o", str(tmp_path / "alone"), "--no-consistency"]) == 0
     with Image.open(tmp_path / "alone" / "picture-02.png") as image:
         assert image.size == (64, 64)
+
+
+def test_a_size_flux_cannot_draw_is_refused_before_asking(llm_env, tmp_path, capsys):
+    args = ["generate", "a cat", "-o", str(tmp_path / "o"), *FLUX, "--height", "72"]
+    assert run(args) != 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --height must be a multiple of 16 on FLUX.1")
+    assert llm_env.requests == [] and not (tmp_path / "o").exists()
