@@ -40,7 +40,7 @@ class RenderError(LmdError):
 def load_controller(settings: RenderSettings) -> Controller:
     """Load the models `settings` name (kept for the next call with the same settings)."""
     from lmd.controller import Controller, LMDConfig
-    from lmd.models import load_pipeline
+    from lmd.models import default_steps, load_pipeline
 
     settings.check()
     with quiet_libraries():
@@ -66,8 +66,9 @@ def load_controller(settings: RenderSettings) -> Controller:
                 dtype=settings.dtype,
             )  # fmt: skip
     config = LMDConfig.paper() if settings.paper else LMDConfig()
-    if settings.steps is not None:
-        config = config.replace(steps=settings.steps)
+    steps = settings.steps if settings.steps is not None else default_steps(settings.model_id)
+    if steps is not None:
+        config = config.replace(steps=steps)
     return Controller(
         pipe, config=config, segmenter=segmenter, refine=refine, model_id=settings.model_id
     )

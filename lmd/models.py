@@ -23,7 +23,13 @@ import torch
 from lmd.controller.methods import get_method
 from lmd.controller.methods.lmd_plus import GLIGEN_MODEL
 from lmd.layouts.errors import LmdError, one_line
-from lmd.random_pipeline import RANDOM_MODELS, RANDOM_PREFIX, build_random_pipeline, random_family
+from lmd.random_pipeline import (
+    RANDOM_MODELS,
+    RANDOM_PREFIX,
+    build_random_pipeline,
+    random_config,
+    random_family,
+)
 
 SD15_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 REFINER_MODEL = "stabilityai/stable-diffusion-xl-refiner-1.0"
@@ -192,6 +198,26 @@ def check_size_fits(model: str, height: int | None, width: int | None) -> None:
             f"`{name}` must be a multiple of {multiple} on {FAMILY_LABELS[family]} (8-pixel "
             f"latent cells in 2x2 patches) but is {value}"
         )
+
+
+def default_steps(model: str) -> int | None:
+    """The steps `model` draws with when none are given, as its own pipeline's default: SD3
+    and FLUX.1 [dev] 28, FLUX.1 [schnell] (no guidance embedding: timestep-distilled) 4; None
+    (`LMDConfig`'s 50) for the UNets and where the files cannot be read here."""
+    family = known_family(model)
+    if family == "sd3":
+        return 28
+    if family != "flux":
+        return None
+    if model.startswith(RANDOM_PREFIX):
+        config = random_config(model.removeprefix(RANDOM_PREFIX))["transformer"]
+    else:
+        file = _model_file(model, "transformer/config.json")
+        try:
+            config = json.loads(file.read_text()) if file is not None else {}
+        except (OSError, ValueError):
+            config = {}
+    return 28 if config.get("guidance_embeds", True) else 4
 
 
 def known_family(model: str) -> str | None:

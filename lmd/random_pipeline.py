@@ -33,19 +33,20 @@ _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 
 def is_xl(name: str) -> bool:
     """Whether random model `name` is SDXL-shaped (a UNet and two text encoders)."""
-    cfg = _config(name)
+    cfg = random_config(name)
     return "unet" in cfg and "text_encoder_2" in cfg
 
 
 def random_family(name: str) -> str:
     """The family (`sd1`, `sd2`, `sdxl`, `sd3`, `flux`) of random model `name`."""
-    cfg = _config(name)
+    cfg = random_config(name)
     if "pipeline" in cfg:
         return _DIT_FAMILIES[cfg["pipeline"]]
     return "sdxl" if is_xl(name) else "sd2" if name.startswith("sd2") else "sd1"
 
 
-def _config(name: str) -> dict:
+def random_config(name: str) -> dict:
+    """The carried config of random model `name` (its components' shapes)."""
     if name not in RANDOM_MODELS:
         raise ValueError(f"unknown random model {name!r}; choose one of {', '.join(RANDOM_MODELS)}")
     return json.loads(resources.files("lmd.configs").joinpath(f"{name}.json").read_text())
@@ -116,7 +117,7 @@ def build_random_pipeline(
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    cfg = _config(name)
+    cfg = random_config(name)
     family = random_family(name)
     if gligen and family not in ("sd1", "sd2"):
         raise ValueError(f"random:{name} is {family}-shaped: GLIGEN (lmd+) has no {family} weights")

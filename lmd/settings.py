@@ -115,7 +115,10 @@ def _method_help() -> str:
 def _steps_help() -> str:
     from lmd.controller.config import LMDConfig
 
-    return f"Denoising steps, 1 to {MAX_STEPS} (default {LMDConfig().steps})."
+    return (
+        f"Denoising steps, 1 to {MAX_STEPS} (default {LMDConfig().steps}; SD3 and FLUX.1 [dev]: "
+        "28, FLUX.1 [schnell]: 4, as their pipelines)."
+    )
 
 
 def _device(value: Any) -> None:

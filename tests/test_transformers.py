@@ -5,6 +5,8 @@ pipelines, every phase of LMD observed through the trace, the flow-matching guid
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -265,3 +267,25 @@ def test_sd3_loaded_without_t5_grounds_on_clips_tokens(sd3_tiny_pipe):
     ).input_ids
     result = Controller(pipe, LMDConfig(**FORCED)).render(CAT_DOG, seed=1)
     assert result.counts.backwards > 0
+
+
+def test_each_model_has_its_pipelines_default_steps(flux_tiny_pipe, tmp_path):
+    """Steps not given: SD3 and FLUX.1 [dev] draw 28, FLUX.1 [schnell] (no guidance embedding)
+    4, as their pipelines; the UNets LMD's 50. Given steps always win."""
+    from lmd.api import RenderSettings, load_controller
+    from lmd.models import default_steps
+
+    assert [default_steps(f"random:{m}") for m in ("sd3-tiny", "flux-tiny", "sdxl-tiny")] == [
+        28, 28, None
+    ]  # fmt: skip
+    schnell = tmp_path / "schnell-like"
+    flux_tiny_pipe.save_pretrained(schnell)
+    config = schnell / "transformer" / "config.json"
+    config.write_text(
+        config.read_text().replace('"guidance_embeds": true', '"guidance_embeds": false')
+    )
+    assert default_steps(str(schnell)) == 4
+    drawn = load_controller(RenderSettings(model="random:flux-tiny", device="cpu", sam=False))
+    assert drawn.config.steps == 28
+    given = RenderSettings(model="random:flux-tiny", device="cpu", sam=False, steps=3)
+    assert load_controller(given).config.steps == 3

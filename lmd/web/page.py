@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 from gradio_image_annotation import image_annotator
 
+from lmd import models
 from lmd.api import RenderSettings
 from lmd.controller.config import LMDConfig
 from lmd.controller.methods import method_names
@@ -197,7 +198,7 @@ def settings_accordion(
     """The settings of the next turn: the LLMs this server offers (and, where it allows, the
     visitor's own server and key), method, steps, seed and SAM. Steps and seed are text boxes:
     a blank one means the default (a number box turns blank into 0 as soon as it is shown)."""
-    default_steps = LMDConfig().steps
+    default_steps = models.default_steps(render.model_id) or LMDConfig().steps
     with gr.Accordion("Settings", open=False, elem_id="lmd-settings"):
         with gr.Row():
             llm = gr.Dropdown(llms.labels, value=llms.labels[0], label="LLM", scale=2)
