@@ -5,8 +5,6 @@ pipelines, every phase of LMD observed through the trace, the flow-matching guid
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
