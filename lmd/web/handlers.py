@@ -144,7 +144,7 @@ class View:
                 value=str(session_file) if session_file else None,
                 interactive=session_file is not None,
             ),
-            boxes.editor_value(views.table_rows(layout), _canvas(turn)),
+            boxes.editor_value(views.table_rows(layout), boxes.canvas_file(_canvas(turn))),
             gr.Button(interactive=conversation is not None and conversation.can_undo),
             gr.Button(interactive=conversation is not None and conversation.can_redo),
             gr.Button(interactive=turn is not None),
