@@ -3,11 +3,9 @@ its boxes read back into the table, keeping every number a person did not change
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PIL import Image
 
-from lmd.web.boxes import BLANK, canvas, canvas_file, editor_value, rows_after_drawing
+from lmd.web.boxes import BLANK, canvas, editor_value, rows_after_drawing
 
 ROWS = [["a grey cat", 40.5, 260, 160, 160.25], ["a brown dog", 280, 240, 180, 200]]
 
@@ -97,19 +95,3 @@ def test_the_canvas_is_the_picture_at_the_layouts_size_or_blank():
 
 def test_a_box_still_being_drawn_is_not_read():
     assert rows_after_drawing(ROWS, drawn(("", 300, 100, 300, 100), CAT, DOG)) is None
-
-
-def test_the_editor_gets_a_file_written_once_per_picture():
-    """The same pixels give the same file, never written again (gradio would re-encode a PIL
-    image in place while a page may be fetching it); other pixels give another file."""
-    red = Image.new("RGB", (40, 30), (200, 10, 10))
-    first = canvas_file(red)
-    with Image.open(first) as saved:
-        assert saved.size == (40, 30) and saved.getpixel((5, 5)) == (200, 10, 10)
-    before = Path(first).stat()
-    assert canvas_file(red.copy()) == first
-    after = Path(first).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    other = red.copy()
-    other.putpixel((0, 0), (0, 0, 0))
-    assert canvas_file(other) != first

@@ -12,20 +12,13 @@ person moved, resized, renamed, drew or deleted changes. Nothing here imports gr
 
 from __future__ import annotations
 
-import atexit
-import hashlib
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from lmd.layouts.draw import PALETTE
-from lmd.layouts.io import atomic_save_image
 
 BLANK = (245, 245, 245)
 """The canvas colour where there is no picture yet (the colour `lmd.layouts.draw` uses)."""
@@ -42,29 +35,6 @@ def canvas(picture: Image.Image | None, width: int, height: int) -> Image.Image:
     if picture.size == (width, height):
         return picture
     return picture.resize((width, height), Image.Resampling.BICUBIC)
-
-
-def canvas_file(image: Image.Image) -> str:
-    """`image` as a PNG file named by its pixels, written once and atomically, for the editor.
-
-    Handed a PIL image, gradio re-encodes it into its cache on every update, in place at one
-    path per content; a page still fetching that file meanwhile gets it cut short, and the
-    editor shows no picture to drag boxes on. A file is copied into the cache once instead.
-    """
-    digest = hashlib.sha256(repr((image.mode, image.size)).encode() + image.tobytes())
-    path = _canvas_folder() / f"canvas-{digest.hexdigest()[:32]}.png"
-    if not path.exists():
-        atomic_save_image(image, path)
-    return str(path)
-
-
-@lru_cache(maxsize=1)
-def _canvas_folder() -> Path:
-    """This process's folder of editor pictures (in the temporary folder gradio serves from),
-    removed when the process ends."""
-    folder = Path(tempfile.mkdtemp(prefix="lmd-web-canvas-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
 
 
 def _number(value: Any) -> float | None:

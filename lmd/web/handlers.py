@@ -31,6 +31,7 @@ from lmd.web.limits import WebLimits
 from lmd.web.llms import LlmChoices
 from lmd.web.pool import RenderPool
 from lmd.web.progress import PhaseProgress
+from lmd.web.served import captioned_files, image_file
 from lmd.web.state import BusyError, Failure, TurnSettings, WebSession
 from lmd.web.stop import STOPPED, RenderStopped, Stops
 
@@ -101,6 +102,10 @@ def _canvas(turn: Turn | None) -> Image.Image:
     return boxes.canvas(turn.image, turn.layout.width, turn.layout.height)
 
 
+def _file_or_none(image: Image.Image | None) -> str | None:
+    return image_file(image) if image is not None else None
+
+
 @dataclass
 class View:
     """Everything the page shows for a session's current turn, in `Page.view` order."""
@@ -131,20 +136,20 @@ class View:
         return (
             ws,
             self.chat(),
-            views.picture(turn, self.show_boxes),
+            _file_or_none(views.picture(turn, self.show_boxes)),
             self.status(),
             views.table_rows(layout),
             layout.background if layout is not None else "",
             layout.negative if layout is not None else "",
             views.canvas_text(layout),
-            views.thumbnails(turns) if turns is not None else [],
-            ws.object_pictures(turn),
+            captioned_files(views.thumbnails(turns)) if turns is not None else [],
+            captioned_files(ws.object_pictures(turn)),
             gr.DownloadButton(value=picture_file, interactive=picture_file is not None),
             gr.DownloadButton(
                 value=str(session_file) if session_file else None,
                 interactive=session_file is not None,
             ),
-            boxes.editor_value(views.table_rows(layout), boxes.canvas_file(_canvas(turn))),
+            boxes.editor_value(views.table_rows(layout), image_file(_canvas(turn))),
             gr.Button(interactive=conversation is not None and conversation.can_undo),
             gr.Button(interactive=conversation is not None and conversation.can_redo),
             gr.Button(interactive=turn is not None),
