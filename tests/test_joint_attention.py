@@ -131,23 +131,35 @@ def captured(backbone, layer: str, order: JointOrder, renormalise: bool) -> torc
         return store.maps[layer]
 
 
-def test_chunks_give_the_same_maps_and_gradients():
+@pytest.mark.parametrize("renormalise", [True, False])
+def test_chunks_give_the_same_maps_and_gradients(renormalise):
     """Queries in chunks of 5 (recomputed in the backward pass) or all at once: same maps, same
-    gradients; the columns picked are the ones asked for."""
+    gradients; the columns picked are the ones asked for. Renormalised, the maps are the
+    softmax over the text keys alone: the image keys are not needed (and get no gradient)."""
     g = torch.Generator().manual_seed(0)
     q = torch.randn(2, 3, 23, 8, generator=g, requires_grad=True)
     kt = torch.randn(2, 3, 7, 8, generator=g, requires_grad=True)
     ki = torch.randn(2, 3, 23, 8, generator=g, requires_grad=True)
     cols = torch.tensor([[1, 4], [6, 0]])
-    per_query = 2 * 3 * (7 + 23) * 4
+    per_query = 2 * 3 * (7 + (0 if renormalise else 23)) * 4
     out = {}
     for chunk in (5 * per_query, 10**9):
-        maps = text_maps(q, kt, ki, cols, chunk_bytes=chunk)
+        maps = text_maps(q, kt, ki, cols, chunk_bytes=chunk, renormalise=renormalise)
         (maps * torch.arange(maps.numel()).reshape(maps.shape)).sum().backward()
-        out[chunk] = (maps.detach(), q.grad.clone(), kt.grad.clone())
+        out[chunk] = (maps.detach(), q.grad.clone(), kt.grad.clone(), ki.grad)
         q.grad = kt.grad = ki.grad = None
-    (a, ga, gka), (b, gb, gkb) = out.values()
+    (a, ga, gka, gia), (b, gb, gkb, gib) = out.values()
     assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ga, gb, atol=1e-5)
     assert torch.allclose(gka, gkb, atol=1e-5)
-    full = ((q @ kt.transpose(-1, -2)) * 8**-0.5).softmax(-1)
+    logits = (q @ torch.cat([kt, ki], dim=2).transpose(-1, -2)) * 8**-0.5
+    full = logits.softmax(-1)[..., :7]  # the text block of the softmax over every key
+    if renormalise:
+        full = full / full.sum(-1, keepdim=True)
+        assert gia is None and gib is None
+        alone = text_maps(q, kt, None, cols)
+        assert torch.allclose(alone, a, atol=1e-6)
+    else:
+        assert torch.allclose(gia, gib, atol=1e-5) and gia.abs().sum() > 0
+        with pytest.raises(ValueError, match="image keys"):
+            text_maps(q, kt, None, cols, renormalise=False)
     assert torch.allclose(a, full.gather(-1, cols[:, None, None].expand(2, 3, 23, 2)), atol=1e-6)
