@@ -32,6 +32,20 @@ def pipe(request):
     return request.getfixturevalue(request.param)
 
 
+def assert_composed(result, trace) -> None:
+    """Inside its own mask (not another's), every frame of the composition holds the object's
+    latents from its own generation, shifted into its box (the two boxes of `CAT_DOG`)."""
+    composed = trace.last("composed")
+    for i in range(2):
+        dx, dy = trace.last(f"box{i}.shift").tolist()
+        frames = torch.cat(
+            [trace.last(f"box{i}.initial_latents")[None], trace.stacked(f"box{i}.latents")]
+        )
+        own = result.masks[i] & ~result.masks[1 - i]
+        rolled = torch.roll(frames, (dy, dx), (-2, -1))
+        assert own.any() and torch.equal(composed[:, :, own], rolled[:, :, own])
+
+
 def traced(pipe, layout=CAT_DOG, **config):
     trace = TraceRecorder()
     c = Controller(pipe, LMDConfig(**{**FORCED, **config}))
@@ -109,15 +123,7 @@ def test_every_phase_runs_on_the_family(pipe):
     for m in result.masks:
         assert m.shape == (lh, lw) and m.dtype == torch.bool and m.any()
     # Composition: inside its own mask, every frame holds the object's shifted latents.
-    composed = trace.last("composed")
-    for i in range(2):
-        dx, dy = trace.last(f"box{i}.shift").tolist()
-        frames = torch.cat(
-            [trace.last(f"box{i}.initial_latents")[None], trace.stacked(f"box{i}.latents")]
-        )
-        own = result.masks[i] & ~result.masks[1 - i]
-        rolled = torch.roll(frames, (dy, dx), (-2, -1))
-        assert own.any() and torch.equal(composed[:, :, own], rolled[:, :, own])
+    assert_composed(result, trace)
     # Overall generation with every step frozen keeps the composed objects to the end.
     frozen, trace_f = traced(pipe, frozen_ratio=1.0)
     union = frozen.masks[0] | frozen.masks[1]

@@ -19,7 +19,7 @@ from lmd.controller.guidance import AttentionEnergy, Target
 from lmd.controller.noise import Cells, gaussian
 from lmd.controller.trace import TraceRecorder
 from lmd.models import ModelLoadError, load_pipeline
-from tests.test_families import CAT_DOG
+from tests.test_families import CAT_DOG, assert_composed
 
 STEPS = 3
 FORCED = {"steps": STEPS, "loss_threshold": 0.0}  # every guidance iteration runs
@@ -132,18 +132,10 @@ def test_every_phase_runs_and_a_seed_gives_one_image(pipe):
         dx, dy = trace.last(f"box{i}.shift").tolist()
         assert dx % 2 == 0 and dy % 2 == 0
     # Composition: inside its own mask, every frame holds the object's shifted latents.
-    composed = trace.last("composed")
-    for i in range(2):
-        dx, dy = trace.last(f"box{i}.shift").tolist()
-        frames = torch.cat(
-            [trace.last(f"box{i}.initial_latents")[None], trace.stacked(f"box{i}.latents")]
-        )
-        own = result.masks[i] & ~result.masks[1 - i]
-        rolled = torch.roll(frames, (dy, dx), (-2, -1))
-        assert own.any() and torch.equal(composed[:, :, own], rolled[:, :, own])
+    assert_composed(result, trace)
     # The overall phase's frozen steps keep the composed latents inside the masks.
     union = result.masks[0] | result.masks[1]
-    frozen = c.config.frozen_steps
+    frozen, composed = c.config.frozen_steps, trace.last("composed")
     assert torch.equal(overall[frozen - 1][:, union], composed[frozen][:, union])
     assert not torch.equal(overall[-1][:, union], composed[-1][:, union])
     # Deterministic per seed.
