@@ -103,7 +103,9 @@ class CaptureProcessor:
                     "unfuse fused QKV projections before rendering"
                 )
             with torch.set_grad_enabled(store.grad and torch.is_grad_enabled()):
-                probs = _probs(attn, seen["q"][store.cond], seen["k"][store.cond], attention_mask)
+                probs = attention_probs(
+                    attn, seen["q"][store.cond], seen["k"][store.cond], attention_mask
+                )
                 store.maps[self.name] = _columns(probs, store.columns)
         if store.stop_after == self.name:
             raise StopForward
@@ -131,7 +133,7 @@ def with_query_and_key(
     return out, seen
 
 
-def _probs(attn, query, key, attention_mask) -> torch.Tensor:
+def attention_probs(attn, query, key, attention_mask=None) -> torch.Tensor:
     """Attention probabilities [rows, heads, pixels, tokens] (float32) from projected q, k."""
     rows, heads = query.shape[0], attn.heads
     query = query.view(rows, -1, heads, query.shape[-1] // heads).transpose(1, 2)

@@ -67,6 +67,7 @@ class FLUX(JointBackbone):
     name = "flux"
     label = "FLUX"
     text_first = True
+    max_shift = 1.15  # FluxPipeline's default
     guidance_scale: float = GUIDANCE
     """The distilled guidance input of a model with a guidance embedding (FLUX.1 [dev])."""
 
@@ -93,6 +94,14 @@ class FLUX(JointBackbone):
     def token_space(self) -> TokenSpace:
         return TokenSpace(self.pipe.tokenizer_2, self.text_tokens, 0)
 
+    def flow_sigmas(self, steps: int):
+        """`FluxPipeline`'s sigmas, 1 ... 1/steps (unless the scheduler makes its own)."""
+        import numpy as np
+
+        if self.pipe.scheduler.config.get("use_flow_sigmas"):
+            return None
+        return np.linspace(1.0, 1 / steps, steps)
+
     @classmethod
     def guided_blocks(cls, n: int) -> range:
         return range(n - max(1, n // 4), n)
@@ -104,23 +113,6 @@ class FLUX(JointBackbone):
                 max_sequence_length=self.text_tokens,
             )  # fmt: skip
         return Conditioning(embeds.to(self.dtype), {"pooled_projections": pooled.to(self.dtype)})
-
-    def scheduler(self, steps: int, latent_hw: tuple[int, int] | None = None):
-        """The pipeline's flow-matching scheduler set as `FluxPipeline` sets it: sigmas
-        1 ... 1/steps, shifted by the image's token count when the config asks."""
-        import numpy as np
-        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
-        scheduler = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
-        c = scheduler.config
-        h, w = self.coarsest_grid(latent_hw or (self.native_size[0] // self.vae_scale,) * 2)
-        mu = calculate_shift(
-            h * w, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
-            c.get("base_shift", 0.5), c.get("max_shift", 1.15),
-        )  # fmt: skip
-        sigmas = None if c.get("use_flow_sigmas") else np.linspace(1.0, 1 / steps, steps)
-        scheduler.set_timesteps(steps, device=self.device, sigmas=sigmas, mu=mu)
-        return scheduler
 
     def forward(self, latents: torch.Tensor, t, text: Conditioning, kwargs: dict) -> torch.Tensor:
         rows, hw = latents.shape[0], latents.shape[-2:]

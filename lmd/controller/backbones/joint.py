@@ -83,6 +83,29 @@ class JointBackbone(Backbone):
         return latent_hw[0] // self.patch, latent_hw[1] // self.patch
 
     # Sampling (flow matching).
+    max_shift: ClassVar[float] = 1.15
+    """The pipeline's `max_shift` where the scheduler config names none."""
+
+    def flow_sigmas(self, steps: int):
+        """The sigmas the pipeline gives its scheduler (None: the scheduler's own)."""
+        return None
+
+    def scheduler(self, steps: int, latent_hw: tuple[int, int] | None = None):
+        """The pipeline's flow-matching scheduler set as its pipeline sets it: its sigmas, and
+        the shift for the image's token count (`mu`; a scheduler without dynamic shifting
+        ignores it) at `latent_hw` (default: the native size)."""
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+        scheduler = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
+        c = scheduler.config
+        h, w = self.coarsest_grid(latent_hw or self.latent_hw(self.native_size))
+        mu = calculate_shift(
+            h * w, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
+            c.get("base_shift", 0.5), c.get("max_shift", self.max_shift),
+        )  # fmt: skip
+        scheduler.set_timesteps(steps, device=self.device, sigmas=self.flow_sigmas(steps), mu=mu)
+        return scheduler
+
     def init_sigma(self, scheduler) -> float:
         return 1.0  # x_1 is the noise itself
 

@@ -39,6 +39,7 @@ class SD3(JointBackbone):
     name = "sd3"
     label = "SD3"
     text_first = False
+    max_shift = 1.16  # StableDiffusion3Pipeline's default
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -85,25 +86,6 @@ class SD3(JointBackbone):
                 do_classifier_free_guidance=False, max_sequence_length=self.t5_tokens,
             )  # fmt: skip
         return Conditioning(embeds.to(self.dtype), {"pooled_projections": pooled.to(self.dtype)})
-
-    def scheduler(self, steps: int, latent_hw: tuple[int, int] | None = None):
-        """The pipeline's flow-matching scheduler set as `StableDiffusion3Pipeline` sets it (a
-        resolution-dependent shift when its config asks for one)."""
-        scheduler = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
-        kwargs = {}
-        if scheduler.config.get("use_dynamic_shifting") and latent_hw is not None:
-            from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import (
-                calculate_shift,
-            )
-
-            h, w = self.coarsest_grid(latent_hw)
-            c = scheduler.config
-            kwargs["mu"] = calculate_shift(
-                h * w, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
-                c.get("base_shift", 0.5), c.get("max_shift", 1.16),
-            )  # fmt: skip
-        scheduler.set_timesteps(steps, device=self.device, **kwargs)
-        return scheduler
 
     def forward(self, latents: torch.Tensor, t, text: Conditioning, kwargs: dict) -> torch.Tensor:
         return self.pipe.transformer(

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from lmd.controller.attention import with_query_and_key
+from lmd.controller.attention import attention_probs, with_query_and_key
 from lmd.controller.consistency.attention import drop_exact, inject, shared_keys
 from lmd.controller.consistency.masks import (
     layout_mask,
@@ -289,11 +289,8 @@ class SubjectAttention:
             return self.inner(*args, **kwargs)
         out, seen = with_query_and_key(self.inner, args, kwargs)
         cond = halves[1]
-        with torch.no_grad():
-            q = attn.head_to_batch_dim(seen["q"][cond].float())
-            k = attn.head_to_batch_dim(seen["k"][cond].float())
-            probs = attn.get_attention_scores(q, k, None)  # [N * heads, P, T]
-            probs = probs.reshape(h.n, attn.heads, *probs.shape[1:]).mean(1)
+        with torch.no_grad():  # [N, P, T], averaged over the heads
+            probs = attention_probs(attn, seen["q"][cond], seen["k"][cond]).mean(1)
         pixels = probs.shape[1]
         maps = torch.zeros(h.n, pixels, device=probs.device)
         for i, tokens in enumerate(h.tokens):

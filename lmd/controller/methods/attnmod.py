@@ -121,6 +121,7 @@ class AttnModHooks(Hooks):
         self.index = 0
         self._groups = [_token_groups(run.backbone.token_space, row) for row in phase.rows]
         self._bias: dict[int, torch.Tensor] = {}  # per grid size, at the current step
+        self._call_bias: dict[tuple, torch.Tensor] = {}  # per call shape, at the current step
 
     def processors(self) -> dict[str, Wrap]:
         backbone = self.run.backbone
@@ -137,6 +138,7 @@ class AttnModHooks(Hooks):
     def step(self, index: int, t) -> None:
         self.index = index
         self._bias.clear()
+        self._call_bias.clear()
 
     @property
     def tau(self) -> float:
@@ -151,6 +153,17 @@ class AttnModHooks(Hooks):
         if pixels not in self._bias:
             self._bias[pixels] = self._build(pixels).to(device, dtype)
         return self._bias[pixels]
+
+    def call_bias(self, batch: int, pixels: int, tokens: int, device, dtype) -> torch.Tensor:
+        """The logit bias [batch, 1, pixels, tokens] of the denoiser call under way: `bias` on
+        its conditional rows, 0 on the others. Built once a step for every layer of a shape."""
+        cond = self.run.cond_rows
+        key = (batch, pixels, tokens, cond.start, cond.stop, cond.step)
+        if key not in self._call_bias:
+            bias = torch.zeros(batch, 1, pixels, tokens, device=device, dtype=dtype)
+            bias[cond] = self.bias(pixels, device, dtype)[..., :tokens]
+            self._call_bias[key] = bias
+        return self._call_bias[key]
 
     def _build(self, pixels: int) -> torch.Tensor:
         s, phase = self.settings, self.phase
@@ -290,9 +303,7 @@ class ModulatedJointAttention:
         text = encoder_hidden_states.shape[1] if encoder_hidden_states is not None else None
         pixels = n if text is not None else n - self.order.text_tokens
         text = text if text is not None else self.order.text_tokens
-        rows = hooks.bias(pixels, hidden_states.device, hidden_states.dtype)
-        bias = hidden_states.new_zeros(batch, 1, pixels, text)
-        bias[hooks.run.cond_rows] = rows[..., :text]
+        bias = hooks.call_bias(batch, pixels, text, hidden_states.device, hidden_states.dtype)
         return joint_attend(
             attn, hidden_states, encoder_hidden_states, image_rotary_emb, self.order,
             text_bias=bias, image_scale=1 / hooks.tau,
@@ -316,7 +327,5 @@ class FocusedCrossAttention:
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                               **kwargs)  # fmt: skip
         (batch, pixels, _), tokens = hidden_states.shape, encoder_hidden_states.shape[1]
-        rows = hooks.bias(pixels, hidden_states.device, hidden_states.dtype)
-        bias = hidden_states.new_zeros(batch, 1, pixels, tokens)
-        bias[hooks.run.cond_rows] = rows[..., :tokens]
+        bias = hooks.call_bias(batch, pixels, tokens, hidden_states.device, hidden_states.dtype)
         return attend(attn, hidden_states, encoder_hidden_states, bias)
